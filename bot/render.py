@@ -1,0 +1,79 @@
+"""Story -> Telegram HTML. Pure. Everything from feeds is escaped.
+
+Telegram accepts at most 4096 characters of text after entity parsing; the
+HTML source is always at least as long as that text, so a message whose
+source fits in the limit always fits. When a story is too long it is
+shortened in a stated order: evidence quotes are trimmed first, then extra
+links are collapsed to "+N more". Tags are never cut.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from metwatch.models import Match, Story, StoryLink
+
+TELEGRAM_LIMIT = 4096
+_TAG = re.compile(r"<[^>]+>")
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _link(link: StoryLink) -> str:
+    if link.url and link.url.startswith(("http://", "https://")):
+        return f'<a href="{esc(link.url)}">{esc(link.outlet)}</a>'
+    return esc(link.outlet)
+
+
+def _quote(text: str, limit: int) -> str:
+    if len(text) > limit:
+        text = text[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return esc(text)
+
+
+def _finding_line(match: Match, quote_limit: int) -> str:
+    line = f"• <b>{esc(match.title)}</b>"
+    if match.evidence and quote_limit > 0:
+        line += f"\n  <i>“{_quote(match.evidence[0].sentence, quote_limit)}”</i>"
+    return line
+
+
+def render_story(story: Story, *, limit: int = TELEGRAM_LIMIT) -> str:
+    """The message for a story, shortened to fit ``limit``."""
+    for quote_limit, max_links in ((400, 20), (200, 10), (100, 5), (0, 3), (0, 1)):
+        text = _compose(story, quote_limit, max_links)
+        if len(text) <= limit:
+            return text
+    return _TAG.sub("", text)[: limit - 1] + "…"
+
+
+def _compose(story: Story, quote_limit: int, max_links: int) -> str:
+    first = story.links[0] if story.links else None
+    lines = [f"<b>{_quote(story.headline, 200)}</b>"]
+    if first is not None:
+        when = f" · {first.published:%d %b %Y %H:%M} UTC" if first.published else ""
+        lines.append(f"{_link(first)}{when}")
+    if story.summary:
+        lines += ["", esc(" ".join(story.summary))]
+    findings = [m for m in story.matches if not m.topic_only]
+    topics = [m for m in story.matches if m.topic_only]
+    if findings:
+        lines += ["", "<b>Findings</b>"] + [_finding_line(m, quote_limit) for m in findings]
+    elif topics:
+        lines += ["", "<b>On topic</b>"] + [_finding_line(m, quote_limit) for m in topics]
+    others = story.links[1:]
+    if others:
+        shown = ", ".join(_link(link) for link in others[:max_links])
+        more = f" +{len(others) - max_links} more" if len(others) > max_links else ""
+        lines += ["", f"Also reported by: {shown}{more}"]
+    if first is not None and first.url:
+        lines += ["", f'<a href="{esc(first.url)}">Read the article</a>']
+    return "\n".join(lines)
+
+
+def plain_text(message_html: str) -> str:
+    """The same message without markup (console output, or Telegram fallback)."""
+    return html.unescape(_TAG.sub("", message_html))

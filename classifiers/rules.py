@@ -1,0 +1,385 @@
+"""Load and validate the watch rules file into a compiled ``RuleSet``.
+
+The file is YAML (see README "Watch rules"). Validation is strict: an unknown
+key, a missing field, a duplicate id, an empty phrase list, an unknown
+synonym group or a bad regular expression stops the load with a ``RulesError``
+naming the file, line, column and what to write instead. Nothing is silently
+ignored. Compiled clauses are built here once per rules version.
+
+Does not match items (``classifiers.match``) and does not fetch anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote_plus
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+from classifiers.expressions import (
+    Clause,
+    ExpressionError,
+    compile_clause,
+    phrase_alternatives,
+)
+from metwatch.errors import RulesError, RulesErrors
+from metwatch.models import SourceSpec
+
+Id = str
+FieldName = Literal["title", "summary", "body"]
+_ALL_FIELDS: tuple[FieldName, ...] = ("title", "summary", "body")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SynonymGroup(_Strict):
+    any: list[str] = Field(min_length=1)
+    #: Phrases that look like a member but are not (e.g. "Met Office" for the Met).
+    not_: list[str] = Field(default_factory=list, alias="except")
+
+
+class ClauseSet(_Strict):
+    all: list[str | dict[Literal["re"], str]] = Field(default_factory=list)
+    any: list[str | dict[Literal["re"], str]] = Field(default_factory=list)
+    none: list[str | dict[Literal["re"], str]] = Field(default_factory=list)
+
+
+class TopicSpec(_Strict):
+    id: Id = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+    title: str = Field(min_length=1)
+    description: str = ""
+    require: list[Id] = Field(default_factory=list)
+    match: ClauseSet = Field(default_factory=ClauseSet)
+
+
+class FindingSpec(_Strict):
+    id: Id = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+    topic: Id
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    require: list[Id] | None = None
+    fields: list[FieldName] = Field(default_factory=lambda: list(_ALL_FIELDS))
+    min_score: float = 1.0
+    match: ClauseSet
+
+
+class SourceEntry(_Strict):
+    id: Id = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,59}$")
+    name: str = Field(min_length=1)
+    kind: Literal["feed", "search", "page"] = "feed"
+    url: str = Field(pattern=r"^https?://")
+    query: str | None = None
+    link_selector: str | None = None
+    interval: int = Field(default=900, ge=5, le=7 * 86400)
+    enabled: bool = True
+
+
+class RulesDocument(_Strict):
+    version: Literal[1] = 1
+    synonyms: dict[Id, list[str] | SynonymGroup] = Field(default_factory=dict)
+    topics: list[TopicSpec] = Field(min_length=1)
+    findings: list[FindingSpec] = Field(default_factory=list)
+    sources: list[SourceEntry] = Field(default_factory=list)
+
+    @field_validator("synonyms")
+    @classmethod
+    def _non_empty_groups(cls, value: dict[Id, Any]) -> dict[Id, Any]:
+        for name, group in value.items():
+            if isinstance(group, list) and not group:
+                raise ValueError(f"synonym group {name!r} is empty: list at least one phrase")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A synonym group used as required context (``require: [met]``)."""
+
+    name: str
+    phrases: tuple[Clause, ...]
+    excluded: tuple[Clause, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledClauses:
+    all: tuple[Clause, ...]
+    any: tuple[Clause, ...]
+    none: tuple[Clause, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    id: str
+    topic_id: str
+    title: str
+    description: str
+    require: tuple[str, ...]
+    fields: frozenset[str]
+    min_score: float
+    clauses: CompiledClauses
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    id: str
+    title: str
+    description: str
+    require: tuple[str, ...]
+    clauses: CompiledClauses
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """A validated, compiled rules file: what classifiers and watchers run on."""
+
+    path: str
+    #: Short digest of the file's bytes: the "rules version" shown to admins.
+    version: str
+    topics: tuple[Topic, ...]
+    findings: tuple[Finding, ...]
+    terms: dict[str, Term]
+    sources: tuple[SourceSpec, ...]
+
+    def finding(self, finding_id: str) -> Finding | None:
+        return next((f for f in self.findings if f.id == finding_id), None)
+
+    def topic(self, topic_id: str) -> Topic | None:
+        return next((t for t in self.topics if t.id == topic_id), None)
+
+    @property
+    def follow_targets(self) -> frozenset[str]:
+        """Ids a subscriber may follow: every topic and every finding."""
+        return frozenset([t.id for t in self.topics] + [f.id for f in self.findings])
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    """Read, validate and compile the rules file at ``path``.
+
+    Raises:
+        RulesError: the file is missing, not YAML, or invalid; the message names
+            the file, line and column.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise RulesError(f"cannot read rules file: {e.strerror}", path=str(path)) from e
+    return parse_rules(data, str(path))
+
+
+def parse_rules(data: bytes, path: str) -> RuleSet:
+    """Validate and compile rules given as YAML bytes (``path`` names them in errors)."""
+    tree = _load_yaml(data, path)
+    try:
+        document = RulesDocument.model_validate(tree)
+    except ValidationError as e:
+        raise RulesErrors([_located(err, tree, path) for err in e.errors()]) from None
+    return _Compiler(document, tree, path).compile(hashlib.sha256(data).hexdigest()[:12])
+
+
+def _load_yaml(data: bytes, path: str) -> Any:
+    try:
+        tree = YAML(typ="rt").load(data)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark
+        raise RulesError(
+            f"not valid YAML: {e.problem}",
+            path=path,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    if not isinstance(tree, dict):
+        raise RulesError(
+            "the rules file must be a mapping with 'topics', 'findings' and 'sources'",
+            path=path,
+            line=1,
+        )
+    return tree
+
+
+def _position(tree: Any, loc: Sequence[int | str]) -> tuple[int | None, int | None]:
+    """Line and column (1-based) of the deepest node of ``loc`` found in the YAML tree."""
+    line = column = None
+    node = tree
+    for key in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(key, int) and isinstance(node, list):
+                pos = lc.item(key) if lc else None
+                node = node[key]
+            elif isinstance(node, dict) and key in node:
+                pos = lc.key(key) if lc else None
+                node = node[key]
+            else:
+                break
+        except (KeyError, IndexError, TypeError):
+            break
+        if pos:
+            line, column = pos[0] + 1, pos[1] + 1
+    return line, column
+
+
+_HINTS = {
+    "extra_forbidden": "remove it or check its spelling against README 'Watch rules'",
+    "missing": "add it",
+    "string_pattern_mismatch": "use lower-case letters, digits and '-'",
+    "literal_error": "use one of the listed values",
+}
+
+
+def _located(err: Any, tree: Any, path: str) -> RulesError:
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    # Union members show up in loc (e.g. 'str', 'dict[...]'): drop what is not in the file.
+    loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"str", "list"}))]
+    line, column = _position(tree, loc)
+    dotted = ".".join(str(p) for p in loc)
+    if err["type"] == "extra_forbidden":
+        reason = f"unknown key {dotted!r}"
+    elif err["type"] == "missing":
+        reason = f"missing field {dotted!r}"
+    else:
+        reason = f"{dotted}: {err['msg']}"
+    return RulesError(reason, path=path, line=line, column=column, hint=_HINTS.get(err["type"]))
+
+
+class _Compiler:
+    """Turns a validated document into compiled clauses, collecting every error."""
+
+    def __init__(self, document: RulesDocument, tree: Any, path: str) -> None:
+        self.doc = document
+        self.tree = tree
+        self.path = path
+        self.errors: list[RulesError] = []
+        self.groups: dict[str, tuple[tuple[str, ...], ...]] = {}
+
+    def error(self, reason: str, loc: Sequence[int | str], hint: str | None = None) -> None:
+        line, column = _position(self.tree, loc)
+        self.errors.append(RulesError(reason, path=self.path, line=line, column=column, hint=hint))
+
+    def compile(self, version: str) -> RuleSet:
+        terms = self._terms()
+        topics = tuple(self._topic(i, t) for i, t in enumerate(self.doc.topics))
+        findings = tuple(self._finding(i, f) for i, f in enumerate(self.doc.findings))
+        self._check_ids()
+        sources = tuple(self._source(s) for s in self.doc.sources if s.enabled)
+        if self.errors:
+            raise RulesErrors(self.errors)
+        return RuleSet(self.path, version, topics, findings, terms, sources)
+
+    def _terms(self) -> dict[str, Term]:
+        for name, group in self.doc.synonyms.items():
+            phrases = group if isinstance(group, list) else group.any
+            try:
+                self.groups[name] = phrase_alternatives(phrases)
+            except ExpressionError as e:
+                self.error(str(e), ["synonyms", name])
+        terms: dict[str, Term] = {}
+        for name, group in self.doc.synonyms.items():
+            excluded = [] if isinstance(group, list) else group.not_
+            loc: list[int | str] = ["synonyms", name]
+            terms[name] = Term(
+                name,
+                phrases=(self._clause("{" + name + "}", loc),) if name in self.groups else (),
+                excluded=tuple(self._clause(x, loc) for x in excluded),
+            )
+        return terms
+
+    def _clause(self, source: str | dict[str, str], loc: Sequence[int | str]) -> Clause:
+        try:
+            return compile_clause(source, self.groups.get)
+        except ExpressionError as e:
+            self.error(str(e), loc)
+            return compile_clause({"re": "$^"}, self.groups.get)
+
+    def _clauses(self, clauses: ClauseSet, loc: list[int | str]) -> CompiledClauses:
+        def build(kind: str, items: Iterable[str | dict[Any, str]]) -> tuple[Clause, ...]:
+            return tuple(self._clause(c, [*loc, kind, n]) for n, c in enumerate(items))
+
+        return CompiledClauses(
+            build("all", clauses.all), build("any", clauses.any), build("none", clauses.none)
+        )
+
+    def _require(self, names: Sequence[str], loc: list[int | str]) -> tuple[str, ...]:
+        for name in names:
+            if name not in self.doc.synonyms:
+                self.error(
+                    f"require names unknown synonym group {name!r}",
+                    loc,
+                    hint=f"declare {name!r} under 'synonyms' or use one of "
+                    f"{sorted(self.doc.synonyms)}",
+                )
+        return tuple(names)
+
+    def _topic(self, n: int, spec: TopicSpec) -> Topic:
+        loc: list[int | str] = ["topics", n]
+        return Topic(
+            spec.id,
+            spec.title,
+            spec.description,
+            self._require(spec.require, [*loc, "require"]),
+            self._clauses(spec.match, [*loc, "match"]),
+        )
+
+    def _finding(self, n: int, spec: FindingSpec) -> Finding:
+        loc: list[int | str] = ["findings", n]
+        topic = next((t for t in self.doc.topics if t.id == spec.topic), None)
+        if topic is None:
+            self.error(
+                f"finding {spec.id!r} names unknown topic {spec.topic!r}",
+                [*loc, "topic"],
+                hint=f"use one of {[t.id for t in self.doc.topics]}",
+            )
+        if not (spec.match.all or spec.match.any):
+            self.error(
+                f"finding {spec.id!r} has no 'all' or 'any' clauses, so it can never match",
+                [*loc, "match"],
+                hint="add at least one phrase under match.any",
+            )
+        require = spec.require if spec.require is not None else (topic.require if topic else [])
+        return Finding(
+            spec.id,
+            spec.topic,
+            spec.title,
+            spec.description,
+            self._require(require, [*loc, "require"]),
+            frozenset(spec.fields),
+            spec.min_score,
+            self._clauses(spec.match, [*loc, "match"]),
+        )
+
+    def _check_ids(self) -> None:
+        seen: dict[str, str] = {}
+        for kind in ("topics", "findings", "sources"):
+            for n, entry in enumerate(getattr(self.doc, kind)):
+                ns = "source" if kind == "sources" else "follow"
+                key = f"{ns}:{entry.id}"
+                if key in seen:
+                    self.error(
+                        f"duplicate id {entry.id!r} (already used by a {seen[key]})",
+                        [kind, n, "id"],
+                        hint="ids must be unique; subscribers follow topics and findings by id",
+                    )
+                seen[key] = kind[:-1]
+
+    def _source(self, spec: SourceEntry) -> SourceSpec:
+        url = spec.url
+        if spec.kind == "search":
+            if not spec.query or "{query}" not in url:
+                self.error(
+                    f"search source {spec.id!r} needs a 'query' and '{{query}}' in its url",
+                    ["sources", self.doc.sources.index(spec)],
+                )
+            url = url.replace("{query}", quote_plus(spec.query or ""))
+        if spec.kind == "page" and not spec.link_selector:
+            self.error(
+                f"page source {spec.id!r} needs a 'link_selector' (CSS) for article links",
+                ["sources", self.doc.sources.index(spec)],
+            )
+        return SourceSpec(spec.id, spec.name, spec.kind, url, spec.interval, spec.link_selector)

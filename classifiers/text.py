@@ -1,0 +1,131 @@
+"""Text normalisation and the per-item token index that matching runs on.
+
+Normalisation happens once per item: curly quotes, dashes and odd spaces are
+folded, case is folded, and the text is split into word tokens (letters and
+digits; hyphens and apostrophes separate words, so "pre-announced" and
+"pre announced" read the same). Every character keeps its position, so a
+match maps straight back to the original text for evidence quotes.
+
+Does not decide what matches; see ``classifiers.match``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+# One character in, one character out: offsets into the folded text are
+# offsets into the original text.
+_FOLD = str.maketrans(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+        "\u00ab": '"', "\u00bb": '"',
+        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+        "\u2015": "-", "\u2212": "-", "\u00ad": "-",
+        "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2007": " ", "\u200b": " ",
+    }
+)  # fmt: skip
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def fold(text: str) -> str:
+    """Fold quotes, dashes, spaces and case, keeping the length unchanged."""
+    folded = text.translate(_FOLD).lower()
+    if len(folded) == len(text):
+        return folded
+    # A few characters lower-case to two (e.g. "İ"); keep one to keep offsets.
+    return "".join(c.translate(_FOLD).lower()[:1] for c in text)
+
+
+def normalise_unicode(text: str) -> str:
+    """Compose characters (NFC) so that offsets are stable before anything else."""
+    return unicodedata.normalize("NFC", text)
+
+
+def words(text: str) -> list[str]:
+    """The word tokens of a phrase, as matching sees them."""
+    return _WORD.findall(fold(text))
+
+
+@dataclass
+class TextIndex:
+    """The tokens of one item's text with their offsets, built once per item."""
+
+    text: str
+    folded: str
+    tokens: list[str]
+    starts: list[int]
+    ends: list[int]
+    positions: dict[str, list[int]]
+    #: Field name -> (start, end) character range within ``text``.
+    fields: dict[str, tuple[int, int]]
+    _prefix_cache: dict[str, list[int]] = field(default_factory=dict)
+
+    def find_token(self, token: str) -> list[int]:
+        """Token positions of a word, or of any word starting with ``stem*``."""
+        if not token.endswith("*"):
+            return self.positions.get(token, [])
+        cached = self._prefix_cache.get(token)
+        if cached is None:
+            stem = token[:-1]
+            hits = [p for w, ps in self.positions.items() if w.startswith(stem) for p in ps]
+            cached = sorted(hits)
+            self._prefix_cache[token] = cached
+        return cached
+
+    def token_matches(self, position: int, token: str) -> bool:
+        word = self.tokens[position]
+        if token.endswith("*"):
+            return word.startswith(token[:-1])
+        return word == token
+
+    def field_at(self, char_offset: int) -> str:
+        for name, (start, end) in self.fields.items():
+            if start <= char_offset < end:
+                return name
+        return "body"
+
+
+def index_text(text: str, fields: dict[str, tuple[int, int]] | None = None) -> TextIndex:
+    """Tokenise ``text`` once; ``fields`` tells which ranges are title/summary/body."""
+    folded = fold(text)
+    tokens: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    positions: dict[str, list[int]] = defaultdict(list)
+    for n, m in enumerate(_WORD.finditer(folded)):
+        word = m.group()
+        tokens.append(word)
+        starts.append(m.start())
+        ends.append(m.end())
+        positions[word].append(n)
+    return TextIndex(
+        text=text,
+        folded=folded,
+        tokens=tokens,
+        starts=starts,
+        ends=ends,
+        positions=dict(positions),
+        fields=fields or {"body": (0, len(text))},
+    )
+
+
+def field_ranges(title: str, summary: str, body: str) -> dict[str, tuple[int, int]]:
+    """Character ranges of each field in ``models.assemble_text`` output."""
+    ranges: dict[str, tuple[int, int]] = {}
+    offset = 0
+    parts = [("title", title)]
+    if summary and summary not in body:
+        parts.append(("summary", summary))
+    if body:
+        parts.append(("body", body))
+    for name, value in parts:
+        if not value:
+            continue
+        ranges[name] = (offset, offset + len(value))
+        offset += len(value) + 2
+    return ranges

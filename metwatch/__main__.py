@@ -1,0 +1,3 @@
+from metwatch.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""Composition root: Settings -> store, rules, fetcher, pipeline, notifier, bot, scheduler.
+
+``Service`` owns the long-running parts of ``metwatch run``: one APScheduler
+job polls due sources and then drains the outbox; a second job drains the
+outbox on its own (retries); the PTB Application (when a token is set)
+answers commands. Without a token, alerts go to the console and a built-in
+console subscriber follows every topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from telegram.ext import Application
+
+from bot.app import build_application
+from bot.deliver import Deliverer
+from bot.handlers import BotCommands
+from bot.notifier import ConsoleNotifier, TelegramNotifier
+from classifiers.rules import RuleSet, load_rules
+from metwatch.pipeline import Pipeline
+from metwatch.ports import Notifier
+from metwatch.settings import Settings
+from metwatch.store import SqlStore, open_store
+from watchers.fetch import Fetcher, build_client
+
+log = logging.getLogger(__name__)
+
+#: The chat id the console notifier stands for when no token is set.
+CONSOLE_CHAT_ID = 0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Service:
+    """Everything ``metwatch run`` and ``metwatch poll --once`` need, wired once."""
+
+    def __init__(self, settings: Settings, *, rules: RuleSet | None = None) -> None:
+        self.settings = settings
+        self.clock = utc_now
+        self.rules = rules or load_rules(settings.rules_path)
+        self.store: SqlStore = open_store(settings.database_url)
+        self.client = build_client(timeout=settings.http_timeout, user_agent=settings.user_agent)
+        self.fetcher = Fetcher(
+            self.client,
+            max_bytes=settings.max_response_bytes,
+            max_concurrent=settings.max_concurrent_fetches,
+            per_host=settings.max_fetches_per_host,
+        )
+        self.application: Application | None = None  # type: ignore[type-arg]
+        self.notifier: Notifier
+        if settings.token:
+            self.application = build_application(settings.token, settings.telegram_base_url)
+            self.notifier = TelegramNotifier(self.application.bot)
+        else:
+            self.notifier = ConsoleNotifier()
+            self.store.subscribe(CONSOLE_CHAT_ID, [t.id for t in self.rules.topics], self.clock())
+        self.pipeline = Pipeline(
+            self.store, self.fetcher, self.rules, clock=self.clock,
+            failure_threshold=settings.failure_threshold,
+            max_backoff=settings.max_backoff_seconds, alert_admins=self.alert_admins,
+        )  # fmt: skip
+        self.deliverer = Deliverer(self.store, self.notifier, clock=self.clock)
+        self.commands = BotCommands(
+            self.store, lambda: self.pipeline.rules,
+            admin_ids=settings.admin_chat_ids, clock=self.clock,
+        )  # fmt: skip
+        self.pipeline.sync_sources()
+        self.store.set_meta("rules_version", self.rules.version)
+
+    async def alert_admins(self, text: str) -> None:
+        """Tell the configured admins (or the log, without a token)."""
+        log.warning("admin alert: %s", text)
+        if self.application is None:
+            return
+        for chat_id in self.settings.admin_chat_ids:
+            try:
+                await self.notifier.send(chat_id, text, html=False)
+            except Exception:  # an alert must never break a poll
+                log.exception("could not alert admin chat %s", chat_id)
+
+    async def poll_and_deliver(self, *, everything: bool = False) -> None:
+        results = await self.pipeline.tick(everything=everything)
+        if any(r.value is not None and not isinstance(r.value, Exception) for r in results):
+            await self.deliverer.drain()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set: scheduler, deliverer and (with a token) the bot."""
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self.poll_and_deliver, "interval", seconds=self.settings.tick_seconds,
+            next_run_time=self.clock(), max_instances=1, coalesce=True, id="tick",
+        )  # fmt: skip
+        scheduler.add_job(
+            self.deliverer.drain, "interval", seconds=self.settings.deliver_seconds,
+            max_instances=1, coalesce=True, id="deliver",
+        )  # fmt: skip
+        if self.application is not None:
+            self.commands.install(self.application)
+            async with self.application:
+                await self.commands.register_commands(self.application)
+                await self.application.start()
+                assert self.application.updater is not None
+                await self.application.updater.start_polling(timeout=10)
+                scheduler.start()
+                log.info("metwatch running with Telegram; %d sources", len(self.rules.sources))
+                await stop.wait()
+                scheduler.shutdown(wait=False)
+                await self.application.updater.stop()
+                await self.application.stop()
+        else:
+            scheduler.start()
+            log.info("metwatch running (console output); %d sources", len(self.rules.sources))
+            await stop.wait()
+            scheduler.shutdown(wait=False)
+        await self.close()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        self.store.engine.dispose()

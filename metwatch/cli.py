@@ -1,0 +1,303 @@
+"""The ``metwatch`` command: run | poll --once | classify | replay | rules check |
+sources | config | db upgrade | healthcheck.
+
+Each command builds what it needs through ``metwatch.app`` or the stage
+functions; errors from metwatch become one clear line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from ruamel.yaml import YAML
+
+from bot.notifier import ConsoleNotifier
+from classifiers.match import explain_item, matches_from
+from classifiers.rules import RuleSet, load_rules
+from metwatch.app import CONSOLE_CHAT_ID, Service, utc_now
+from metwatch.errors import MetwatchError
+from metwatch.logs import configure_logging
+from metwatch.models import Item, RawEntry, SourceSpec
+from metwatch.settings import Settings, describe, load_settings
+from watchers.article import article_from_text
+from watchers.normalise import normalise
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except MetwatchError as e:
+        click.echo(f"metwatch: {e}", err=True)
+        sys.exit(2)
+
+
+def _settings(rules: str | None = None) -> Settings:
+    with _errors():
+        settings = load_settings(**({"rules_path": Path(rules)} if rules else {}))
+    configure_logging(settings.log_level, [settings.token or ""])
+    return settings
+
+
+@click.group(invoke_without_command=True)
+@click.version_option(package_name="metwatch")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Watch news sources for coverage of tracked findings; tell Telegram subscribers."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(run)
+
+
+@cli.command()
+@click.option("--rules", type=click.Path(), help="Rules file (default: METWATCH_RULES_PATH).")
+def run(rules: str | None) -> None:
+    """Poll sources on schedule and deliver alerts until SIGTERM/Ctrl-C (the main job)."""
+    settings = _settings(rules)
+    with _errors():
+        asyncio.run(_run_until_signal(Service(settings)))
+
+
+async def _run_until_signal(service: Service) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.run(stop)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, required=True, help="One pass over all sources, then exit.")
+@click.option("--rules", type=click.Path(), help="Rules file (default: METWATCH_RULES_PATH).")
+def poll(once: bool, rules: str | None) -> None:
+    """Poll every source once, deliver what was flagged, print a summary."""
+    settings = _settings(rules)
+    with _errors():
+        asyncio.run(_poll_once(Service(settings)))
+
+
+async def _poll_once(service: Service) -> None:
+    try:
+        results = await service.pipeline.tick(everything=True)
+        report = await service.deliverer.drain()
+    finally:
+        await service.close()
+    for r in results:
+        if isinstance(r.value, MetwatchError):
+            click.echo(f"{r.source_id}: FAILED: {r.value}", err=True)
+        elif r.value is None:
+            click.echo(f"{r.source_id}: not modified", err=True)
+        else:
+            click.echo(
+                f"{r.source_id}: {len(r.value.new_items)} new, {len(r.value.flagged)} flagged",
+                err=True,
+            )
+    click.echo(f"delivered {report.sent} new, {report.edited} updated", err=True)
+
+
+def _read_article(source: str) -> tuple[str, str | None]:
+    """Text of FILE, URL or '-' (stdin), and the link when it came from a URL."""
+    if source == "-":
+        return sys.stdin.read(), None
+    if source.startswith(("http://", "https://")):
+        try:
+            response = httpx.get(source, follow_redirects=True, timeout=20)
+            response.raise_for_status()
+        except httpx.HTTPError as e:
+            raise click.ClickException(f"cannot fetch {source}: {e}") from e
+        return response.text, source
+    try:
+        return Path(source).read_text(encoding="utf-8"), None
+    except OSError as e:
+        raise click.ClickException(f"cannot read {source}: {e.strerror}") from e
+
+
+def _as_item(text: str, link: str | None, outlet: str = "input", **kw: Any) -> Item:
+    entry = article_from_text(text, link=link, **kw)
+    spec = SourceSpec("cli", outlet, "feed", link or "stdin", 3600)
+    return normalise(entry, spec, utc_now())
+
+
+@cli.command()
+@click.argument("article")
+@click.option("--rules", type=click.Path(), help="Rules file (default: METWATCH_RULES_PATH).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--explain", is_flag=True, help="Show why each finding matched or not.")
+def classify(article: str, rules: str | None, as_json: bool, explain: bool) -> None:
+    """Print the findings and evidence for one article (FILE, URL or - for stdin)."""
+    settings = _settings(rules)
+    with _errors():
+        ruleset = load_rules(settings.rules_path)
+    text, link = _read_article(article)
+    item = _as_item(text, link)
+    explanations = explain_item(item, ruleset)
+    matches = matches_from(explanations, ruleset)
+    if as_json:
+        findings = [
+            {"id": m.finding_id, "title": m.title, "score": m.score, "topic": m.topic_id,
+             "evidence": [{"sentence": e.sentence, "start": e.start, "end": e.end}
+                          for e in m.evidence]}
+            for m in matches if not m.topic_only
+        ]  # fmt: skip
+        topics = sorted({m.topic_id for m in matches})
+        click.echo(json.dumps({"title": item.title, "findings": findings, "topics": topics},
+                              ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    click.echo(f"{item.title}")
+    if not matches:
+        click.echo("  no tracked finding or topic matched")
+    for m in matches:
+        label = "topic" if m.topic_only else "finding"
+        click.echo(f"  {label} {m.finding_id} ({m.title}), score {m.score:g}")
+        for e in m.evidence:
+            click.echo(f"    “{e.sentence}” [{e.start}:{e.end}]")
+    if explain:
+        for x in explanations:
+            mark = "MATCH" if x.matched else "no"
+            click.echo(f"  [{mark}] {'topic' if x.is_topic else 'finding'} {x.id}: {x.reason}")
+            for c in x.clauses:
+                click.echo(f"      {c.kind:4} {'hit ' if c.hit else 'miss'} {c.text}")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--rules", type=click.Path(), help="Rules file (default: METWATCH_RULES_PATH).")
+def replay(directory: str, rules: str | None) -> None:
+    """Run the pipeline over local article files and print what subscribers would get."""
+    settings = _settings(rules)
+    with tempfile.TemporaryDirectory() as tmp, _errors():
+        replay_settings = settings.model_copy(
+            update={"database_url": f"sqlite:///{tmp}/replay.db", "telegram_token": None}
+        )
+        asyncio.run(_replay(Service(replay_settings), _replay_articles(Path(directory))))
+
+
+async def _replay(service: Service, articles: list[tuple[SourceSpec, RawEntry]]) -> None:
+    try:
+        for spec, entry in articles:
+            service.pipeline.ingest(spec, [entry])
+        report = await service.deliverer.drain()
+    finally:
+        await service.close()
+    click.echo(f"{len(articles)} articles replayed, {report.sent} alerts", err=True)
+
+
+def _replay_articles(directory: Path) -> list[tuple[SourceSpec, RawEntry]]:
+    """Article files of ``directory`` with their seeds.yaml metadata, if any."""
+    meta = _seed_metadata(directory)
+    articles = []
+    for path in sorted(p for p in directory.iterdir() if p.suffix in (".txt", ".html", ".htm")):
+        info = meta.get(path.name, {})
+        day = info.get("date")
+        spec = SourceSpec("replay", info.get("outlet") or path.stem, "feed", str(path), 3600)
+        entry = article_from_text(
+            path.read_text(encoding="utf-8"), headline=info.get("headline"),
+            published=datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None,
+        )  # fmt: skip
+        articles.append((spec, entry))
+    return articles
+
+
+def _seed_metadata(directory: Path) -> dict[str, dict[str, Any]]:
+    path = directory / "seeds.yaml"
+    if not path.exists():
+        return {}
+    entries = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or []
+    return {e["file"]: e for e in entries}
+
+
+@cli.group()
+def rules() -> None:
+    """Work with the watch rules file."""
+
+
+@rules.command("check")
+@click.argument("path", required=False, type=click.Path())
+def rules_check(path: str | None) -> None:
+    """Validate the rules file; print every problem with file, line and reason."""
+    settings = _settings(path)
+    with _errors():
+        ruleset: RuleSet = load_rules(settings.rules_path)
+    click.echo(
+        f"{ruleset.path}: ok (version {ruleset.version}): {len(ruleset.topics)} topics, "
+        f"{len(ruleset.findings)} findings, {len(ruleset.sources)} sources"
+    )
+
+
+@cli.command()
+def sources() -> None:
+    """Each source's health: last success, last error, next poll, items seen."""
+    settings = _settings()
+    with _errors():
+        service = Service(settings)
+        health = service.store.source_health()
+        asyncio.run(service.close())
+    for h in health:
+        state = "FAILING" if h.failing else ("ok" if not h.error_count else "retrying")
+        click.echo(f"{h.id}  [{state}]  {h.name}  {h.url}")
+        click.echo(
+            f"    last success: {_when(h.last_success)}   next poll: {_when(h.next_poll)}   "
+            f"items seen: {h.items_seen}"
+        )
+        if h.last_error:
+            click.echo(f"    last error ({h.error_count} in a row): {h.last_error}")
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "never"
+
+
+@cli.command()
+def config() -> None:
+    """Print the effective settings (secrets masked)."""
+    settings = _settings()
+    for name, value in describe(settings).items():
+        click.echo(f"{name}={value}")
+
+
+@cli.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply schema migrations (run automatically on start)."""
+    settings = _settings()
+    from metwatch.store import open_store
+
+    with _errors():
+        open_store(settings.database_url).engine.dispose()
+    click.echo("database is up to date")
+
+
+@cli.command()
+def healthcheck() -> None:
+    """Exit 0 when the settings, rules and database are usable (container HEALTHCHECK)."""
+    settings = _settings()
+    from metwatch.store import make_engine
+
+    with _errors():
+        load_rules(settings.rules_path)
+        engine = make_engine(settings.database_url)
+        with engine.connect():
+            pass
+        engine.dispose()
+    click.echo("ok")
+
+
+def main() -> None:
+    cli()
+
+
+__all__ = ["CONSOLE_CHAT_ID", "ConsoleNotifier", "cli", "main"]

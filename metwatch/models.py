@@ -1,0 +1,219 @@
+"""Plain data objects passed between the pipeline stages.
+
+fetch -> parse -> normalise -> classify -> cluster -> deliver. Each object is
+named for where it comes from and where it goes. They are frozen and hold no
+database session: the store converts its tables to these at its boundary.
+This module imports nothing from the project and does no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A source as declared in the watch rules file."""
+
+    #: Stable key, unique within the rules file (e.g. ``hmicfrs-news``).
+    id: str
+    #: Human name shown to subscribers and admins (the outlet).
+    name: str
+    #: What kind of watcher reads it: ``feed``, ``search`` or ``page``.
+    kind: str
+    #: The URL fetched (for ``search``, already built from the query).
+    url: str
+    #: Polling interval in seconds.
+    interval: int
+    #: For ``page`` sources: CSS selector picking article links on the listing page.
+    link_selector: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """Poll state of one source, from the store, used to build the next request."""
+
+    id: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    error_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What the fetcher got for one source URL."""
+
+    url: str
+    #: Final URL after redirects.
+    final_url: str
+    status: int
+    #: Body bytes; empty for 304 Not Modified.
+    content: bytes
+    content_type: str
+    etag: str | None
+    last_modified: str | None
+    #: Seconds the server asked us to wait before the next request (Cache-Control,
+    #: Expires or Retry-After), if it said anything.
+    wait_hint: float | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True, slots=True)
+class RawEntry:
+    """One entry as the parser read it, before normalisation."""
+
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str
+    #: Full content when the feed carries it (``content:encoded``, Atom content).
+    content: str
+    published: datetime | None
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A normalised news item: plain text, canonical link, stable identity."""
+
+    #: Stable identity (hex digest); the same article polled twice has the same id.
+    id: str
+    source_id: str
+    #: Outlet name shown to subscribers.
+    outlet: str
+    url: str | None
+    title: str
+    summary: str
+    body: str
+    published: datetime | None
+    #: Digest of title+text, used to spot edits of an existing item.
+    content_hash: str
+
+    @property
+    def text(self) -> str:
+        """The text classifiers read: title, summary and body, one per paragraph."""
+        return assemble_text(self.title, self.summary, self.body)
+
+
+def assemble_text(title: str, summary: str, body: str) -> str:
+    """Join the fields the way classifiers see them (field offsets depend on this)."""
+    parts = [title]
+    if summary and summary not in body:
+        parts.append(summary)
+    if body:
+        parts.append(body)
+    return "\n\n".join(p for p in parts if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The sentence that proves a match, with character offsets into ``Item.text``."""
+
+    sentence: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """An item matched a tracked finding (or only its topic)."""
+
+    #: Finding id, or the topic id for topic-only matches.
+    finding_id: str
+    topic_id: str
+    title: str
+    score: float
+    evidence: tuple[Evidence, ...]
+    #: True when this is a topic-level match with no specific finding.
+    topic_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """An item with all its matches: the unit that enters clustering."""
+
+    item: Item
+    matches: tuple[Match, ...]
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.matches)
+
+
+@dataclass(frozen=True, slots=True)
+class StoryLink:
+    """One outlet's coverage within a story."""
+
+    item_id: str
+    outlet: str
+    title: str
+    url: str | None
+    published: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """Coverage of one event across outlets: what a subscriber receives."""
+
+    id: int
+    headline: str
+    summary: tuple[str, ...]
+    links: tuple[StoryLink, ...]
+    #: Matches keyed by finding id, first evidence wins.
+    matches: tuple[Match, ...]
+    first_seen: datetime
+    #: Increases every time coverage or findings are added; deliveries track it.
+    revision: int = 1
+
+    @property
+    def finding_ids(self) -> frozenset[str]:
+        return frozenset(m.finding_id for m in self.matches)
+
+    @property
+    def topic_ids(self) -> frozenset[str]:
+        return frozenset(m.topic_id for m in self.matches)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One pending message from the outbox: a story revision owed to one chat."""
+
+    id: int
+    chat_id: int
+    story_id: int
+    #: Story revision this delivery must bring the chat up to.
+    revision: int
+    #: Telegram message already sent for this story (edits go there), if any.
+    message_id: int | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """What ``metwatch sources`` and the admin ``/status`` show for one source."""
+
+    id: str
+    name: str
+    url: str
+    last_success: datetime | None
+    last_error: str | None
+    error_count: int
+    next_poll: datetime | None
+    items_seen: int
+    failing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """What polling one source produced (the success value of a poll)."""
+
+    source_id: str
+    fetched: bool
+    new_items: tuple[Item, ...] = ()
+    flagged: tuple[Classified, ...] = ()
+    notes: tuple[str, ...] = field(default=())

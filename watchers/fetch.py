@@ -1,0 +1,164 @@
+"""Fetch one source URL politely: conditional GET, timeouts, size cap, concurrency.
+
+Every failure becomes a ``FetchError`` whose message is a sentence an admin can
+act on ("timed out after 20 s", "HTTP 404", "response larger than 10 MB").
+Limits: at most ``max_concurrent`` requests overall and ``per_host`` to one
+host. The body is read as a stream and decoded bytes are counted, so a 50 MB
+response or a gzip bomb is cut off at the cap instead of filling memory.
+
+Does not parse, and does not decide when to poll (``watchers.schedule``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import re
+from collections import defaultdict
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from metwatch.errors import FetchError
+from metwatch.models import FetchResult
+
+_MAX_AGE = re.compile(r"max-age=(\d+)")
+
+
+class Fetcher:
+    """Shared HTTP client plus the politeness limits; one per process."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        max_bytes: int,
+        max_concurrent: int = 8,
+        per_host: int = 2,
+    ) -> None:
+        self.client = client
+        self.max_bytes = max_bytes
+        self._overall = asyncio.Semaphore(max_concurrent)
+        self._per_host_limit = per_host
+        self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(self._per_host_limit)
+        )
+
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
+        """GET ``url`` with conditional headers; 304 gives an empty FetchResult.
+
+        Raises:
+            FetchError: network failure, timeout, non-2xx/304 status, too many
+                redirects, or a body over the size cap.
+        """
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        host = urlsplit(url).netloc.lower()
+        async with self._overall, self._hosts[host]:
+            try:
+                return await self._get(url, headers)
+            except httpx.TimeoutException as e:
+                timeout = self.client.timeout.read or 0
+                raise FetchError(f"timed out after {timeout:g} s", url=url) from e
+            except httpx.TooManyRedirects as e:
+                raise FetchError("too many redirects (a redirect loop?)", url=url) from e
+            except httpx.ConnectError as e:
+                raise FetchError(f"cannot connect: {_reason(e)}", url=url) from e
+            except httpx.DecodingError as e:
+                raise FetchError(f"cannot decode the response: {_reason(e)}", url=url) from e
+            except httpx.HTTPError as e:
+                raise FetchError(f"network error: {_reason(e)}", url=url) from e
+
+    async def _get(self, url: str, headers: dict[str, str]) -> FetchResult:
+        async with self.client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 304:
+                return _result(url, response, b"")
+            if response.status_code >= 400:
+                raise _status_error(url, response)
+            declared = int(response.headers.get("content-length") or 0)
+            if declared > self.max_bytes:
+                raise FetchError(self._too_large(), url=url)
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise FetchError(self._too_large(), url=url)
+            return _result(url, response, bytes(body))
+
+    def _too_large(self) -> str:
+        return f"response larger than {self.max_bytes / 1_000_000:g} MB: aborted"
+
+
+def _reason(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return text.split("\n")[0][:200]
+
+
+def _status_error(url: str, response: httpx.Response) -> FetchError:
+    status = response.status_code
+    retry_after = retry_after_seconds(response.headers.get("retry-after"))
+    message = f"HTTP {status}"
+    if status == 410:
+        message = "HTTP 410: the feed is gone"
+    elif status in (429, 503) and retry_after is not None:
+        message = f"HTTP {status}: asked to retry after {retry_after:g} s"
+    return FetchError(message, url=url, retry_after=retry_after)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _wait_hint(response: httpx.Response) -> float | None:
+    """How long the server says the response stays fresh (Cache-Control, Expires)."""
+    cache_control = response.headers.get("cache-control", "")
+    if m := _MAX_AGE.search(cache_control):
+        return float(m.group(1))
+    expires = response.headers.get("expires")
+    if expires:
+        try:
+            when = email.utils.parsedate_to_datetime(expires)
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _result(url: str, response: httpx.Response, body: bytes) -> FetchResult:
+    return FetchResult(
+        url=url,
+        final_url=str(response.url),
+        status=response.status_code,
+        content=body,
+        content_type=response.headers.get("content-type", ""),
+        etag=response.headers.get("etag"),
+        last_modified=response.headers.get("last-modified"),
+        wait_hint=_wait_hint(response),
+    )
+
+
+def build_client(*, timeout: float, user_agent: str) -> httpx.AsyncClient:
+    """The httpx client every watcher shares (redirects followed, at most 5)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=True,
+        max_redirects=5,
+        headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
+    )

@@ -1,0 +1,113 @@
+"""RawEntry -> Item: plain text, canonical link, stable identity. Pure.
+
+Identity, in order of preference (as miniflux and reader do it):
+
+1. the entry's GUID, scoped to its source, when the feed gives one;
+2. else the canonical link (scheme and host lower-cased, tracking parameters
+   such as utm_*, fbclid and gclid removed, AMP variants folded, fragment
+   dropped), which is also how the same article in two feeds is recognised;
+3. else a digest of title and text.
+
+An edited title or summary keeps the id (the id never depends on them when a
+GUID or link exists); ``content_hash`` lets the store notice the edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import lxml.html
+from lxml.etree import ParserError
+
+from metwatch.models import Item, RawEntry, SourceSpec
+
+_TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|igshid|"
+    r"ocid|cmpid|at_medium|at_campaign|at_custom\d|ito|_ga|ref_src|smid|s_cid|"
+    r"outputtype|amp)$",
+    re.IGNORECASE,
+)
+_BLOCK_TAGS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "blockquote", "tr")
+
+
+def canonical_url(url: str) -> str:
+    """The link with tracking noise and AMP variants removed, for identity."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if host.startswith("amp."):
+        host = host[4:]
+    if parts.port and not (
+        (scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)
+    ):
+        host = f"{host}:{parts.port}"
+    path = re.sub(r"/amp/?$|\.amp$|\.amp(?=\.html?$)", "", parts.path) or "/"
+    path = re.sub(r"/amp/", "/", path)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = [(k, v) for k, v in query if not _TRACKING_PARAMS.match(k)]
+    return urlunsplit((scheme, host, path, urlencode(query), ""))
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment, one paragraph per block element."""
+    if "<" not in fragment and "&" not in fragment:
+        return " ".join(fragment.split())
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (ParserError, ValueError):
+        return " ".join(fragment.split())
+    for tag in root.iter(*_BLOCK_TAGS):
+        tag.tail = "\n" + (tag.tail or "")
+    for bad in root.iter("script", "style"):
+        bad.drop_tree()
+    text = root.text_content()
+    paragraphs = (" ".join(line.split()) for line in text.split("\n"))
+    return "\n".join(p for p in paragraphs if p)
+
+
+def normalise_unicode(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def item_id(source_id: str, entry: RawEntry) -> str:
+    """Stable identity of an entry (see module docstring)."""
+    if entry.guid and entry.guid.strip():
+        return _digest("guid", source_id, entry.guid.strip())
+    if entry.link:
+        return _digest("url", canonical_url(entry.link))
+    return _digest("text", source_id, entry.title, entry.summary, entry.content)
+
+
+def normalise(entry: RawEntry, source: SourceSpec, now: datetime) -> Item:
+    """Turn a parsed entry into an Item; a date in the future is clamped to ``now``."""
+    title = normalise_unicode(html_to_text(entry.title))
+    summary = normalise_unicode(html_to_text(entry.summary))
+    body = normalise_unicode(html_to_text(entry.content))
+    if summary and body.startswith(summary):
+        summary = ""
+    published = entry.published
+    if published is not None and published > now:
+        published = now
+    return Item(
+        id=item_id(source.id, entry),
+        source_id=source.id,
+        outlet=source.name,
+        url=canonical_url(entry.link) if entry.link else None,
+        title=title or "(untitled)",
+        summary=summary,
+        body=body,
+        published=published,
+        content_hash=_digest(title, summary, body),
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

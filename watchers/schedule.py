@@ -1,0 +1,51 @@
+"""When to poll a source next. Pure: the caller passes the clock.
+
+* success: the source's interval plus up to 10% jitter (so sources added
+  together drift apart), but never sooner than the server asked
+  (Cache-Control max-age / Expires) or than the feed's own ttl;
+* failure: exponential backoff per consecutive failure, capped, and never
+  sooner than a Retry-After;
+* first poll after start-up: spread over the first interval (a restart neither
+  polls everything at once nor waits a full interval for everything).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+JITTER = 0.1
+
+
+def after_success(
+    now: datetime, interval: int, wait_hint: float | None = None, rng: random.Random | None = None
+) -> datetime:
+    rng = rng or random.Random()
+    delay = interval * (1 + rng.uniform(0, JITTER))
+    if wait_hint is not None:
+        delay = max(delay, wait_hint)
+    return now + timedelta(seconds=delay)
+
+
+def after_failure(
+    now: datetime,
+    interval: int,
+    failures: int,
+    *,
+    max_backoff: int,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> datetime:
+    rng = rng or random.Random()
+    # interval, 2x, 4x, ... per consecutive failure, capped (never below the interval).
+    backoff = interval * 2 ** max(failures - 1, 0)
+    delay = min(backoff, max(max_backoff, interval)) * (1 + rng.uniform(0, JITTER))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return now + timedelta(seconds=delay)
+
+
+def first_poll(now: datetime, interval: int, rng: random.Random | None = None) -> datetime:
+    """A new source is polled within its first tenth of an interval."""
+    rng = rng or random.Random()
+    return now + timedelta(seconds=rng.uniform(0, interval * JITTER))
