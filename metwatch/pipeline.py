@@ -76,7 +76,7 @@ class Pipeline:
         """Poll every due source (or all of them) concurrently, within the fetch limits."""
         now = self.clock()
         if everything:
-            self.store.sync_sources(self.rules.sources, lambda s: now)
+            self.store.make_all_due(now)
         due = self.store.claim_due_sources(now, limit=1000 if everything else 200)
         specs = {s.id: s for s in self.rules.sources}
         polls = [self.poll(specs[st.id], st) for st in due if st.id in specs]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from metwatch.app import Service
+from metwatch.logs import configure_logging
 from metwatch.settings import load_settings
 from tests.rules_for_tests import write_rules
 from tests.support.bot_api import BotApiEmulator
@@ -44,8 +48,14 @@ async def _until(condition: object, timeout: float = 15.0) -> None:
 
 
 async def test_subscriber_gets_exactly_one_alert(
-    tmp_path: Path, feed_server: FeedServer, bot_api: BotApiEmulator, db_url: str
+    tmp_path: Path,
+    feed_server: FeedServer,
+    bot_api: BotApiEmulator,
+    db_url: str,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
+    # DEBUG: httpx and PTB log every Bot API URL, and each one contains the token.
+    configure_logging("DEBUG", [bot_api.token])
     feed_server.serve("/london.xml", rss([WEATHER]))
     rules_path = write_rules(
         tmp_path,
@@ -85,3 +95,11 @@ async def test_subscriber_gets_exactly_one_alert(
     finally:
         stop.set()
         await asyncio.wait_for(running, 10)
+        logging.getLogger().handlers.clear()
+
+    logs = capfd.readouterr().err
+    assert "bot<redacted>/sendMessage" in logs or "<redacted>" in logs
+    assert bot_api.token not in logs
+    database = Path(db_url.removeprefix("sqlite:///"))
+    for path in database.parent.glob("metwatch.db*"):
+        assert bot_api.token.encode() not in path.read_bytes()

@@ -98,6 +98,16 @@ class SqlStore:
                     )
                 )  # fmt: skip
 
+    def make_all_due(self, now: datetime) -> None:
+        """Make every enabled source due now (``poll --once``)."""
+        with self._session() as s:
+            s.execute(
+                update(SourceRow)
+                .where(col(SourceRow.enabled))
+                .values(next_poll_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
     def claim_due_sources(self, now: datetime, limit: int = 100) -> list[SourceState]:
         """Claim sources due at ``now``: each is handed to exactly one caller."""
         claimed: list[SourceState] = []

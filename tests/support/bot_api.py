@@ -15,17 +15,21 @@ Tests drive the other side through thread-safe Python methods:
   `add_my_chat_member`, `add_update` (long polls waiting in getUpdates return at once);
 - what the bot did: `messages`, `wait_for_messages`, `callback_answers`, `commands`,
   `requests`, `calls`, `too_many_requests`;
-- chat set-up: `add_chat`, `set_member_status`, `make_uneditable`;
+- chat set-up: `add_chat`, `set_member_status`, `make_uneditable`, `reset`;
 - faults: `fail_next`, `block_chat`, `kick_from_chat`, `migrate_chat`, `forget_chat`,
-  `restore_chat`, `set_unavailable`, `delay`, and Telegram's flood limits when built with
-  ``enforce_limits=True``.
+  `restore_chat`, `set_unavailable`, `delay`, and Telegram's sendMessage flood limits when
+  built with ``enforce_limits=True`` (30/s overall, 1/s per private chat, 20/min per group).
 
 Methods: getMe, logOut, close, deleteWebhook, getWebhookInfo, getUpdates (long poll, offset,
 limit, allowed_updates, 409 when a newer poll supersedes it), sendMessage, editMessageText,
 editMessageReplyMarkup, deleteMessage, answerCallbackQuery, setMyCommands, getMyCommands,
 deleteMyCommands, getChat, getChatMember, getChatAdministrators, sendChatAction. Method names
 are case-insensitive, as on Telegram. Any other method answers 404 "Not Found"; a wrong token
-answers 401 "Unauthorized". `parse_html` is public: it is Telegram's HTML parse mode.
+answers 401 "Unauthorized". `parse_html` is public: it is Telegram's HTML parse mode
+(sendMessage then also trims surrounding whitespace, as Telegram does).
+
+Note for assertions: PTB strips "Bad Request: " from descriptions and re-capitalises the rest
+("Can't parse entities: unsupported start tag ..."), so match BadRequest texts with ``(?i)``.
 
 It does not do: media or file uploads (multipart bodies are parsed, files are only recorded as
 name and size), webhooks, inline mode, payments, forum-topic management, the Markdown parse
@@ -38,12 +42,13 @@ Deliberate deviation: with ``strict_html=True`` (default) an unknown named entit
 Telegram keeps the first two as literal text and derives the link from the tag's text. Pass
 ``strict_html=False`` for Telegram's exact leniency.
 
-Typical fixture::
+Typical fixtures (a module-scoped server plus `reset` per test is the faster variant)::
 
     @pytest.fixture
     def emu() -> Iterator[BotApiEmulator]:
         with BotApiEmulator() as running:
             yield running
+            assert running.errors == []
 """
 
 from __future__ import annotations
@@ -166,6 +171,10 @@ class ApiError(Exception):
         self.error_code = error_code
         self.description = description
         self.parameters = parameters
+
+    def fresh(self) -> ApiError:
+        """A new instance to raise: one exception object must not be raised by two threads."""
+        return ApiError(self.error_code, self.description, **self.parameters)
 
     def to_json(self) -> JSONDict:
         body: JSONDict = {
@@ -906,6 +915,18 @@ class BotApiEmulator:
         self._errors: list[str] = []
         self.too_many_requests = 0
 
+    def reset(self) -> None:
+        """Forget all chats, messages, updates, faults and records; the server keeps running.
+
+        Update ids keep counting up and a waiting long poll carries on, so a PTB poller that
+        survives the reset loses nothing.
+        """
+        with self._cond:
+            next_update_id, generation = self._next_update_id, self._poll_generation
+            self._reset_state()
+            self._next_update_id, self._poll_generation = next_update_id, generation
+            self._cond.notify_all()
+
     # lifecycle
 
     def start(self) -> Self:
@@ -1108,7 +1129,10 @@ class BotApiEmulator:
     def make_uneditable(self, chat_id: int, message_id: int) -> None:
         """Make editMessage* on this bot message answer "message can't be edited"."""
         with self._cond:
-            self._sent_index[(chat_id, message_id)].editable = False
+            sent = self._sent_index.get((chat_id, message_id))
+            if sent is None:
+                raise ValueError(f"the bot sent no message {message_id} to chat {chat_id}")
+            sent.editable = False
 
     def block_chat(self, chat_id: int) -> None:
         """The user blocked the bot: every request to the chat answers 403."""
@@ -1254,7 +1278,7 @@ class BotApiEmulator:
 
     # HTTP entry point (called from handler threads)
 
-    def handle_http(
+    def _handle_http(
         self, path: str, query: str, content_type: str, body: bytes
     ) -> tuple[int, JSONDict]:
         """Answer one HTTP request: (status, JSON body)."""
@@ -1264,12 +1288,12 @@ class BotApiEmulator:
             return exc.error_code, exc.to_json()
         except Exception:
             # An emulator bug must fail the test visibly, not hang or crash the server.
-            self.record_error(traceback.format_exc())
+            self._record_error(traceback.format_exc())
             error = ApiError(500, "Internal Server Error: emulator bug, see BotApiEmulator.errors")
             return 500, error.to_json()
         return 200, {"ok": True, "result": result}
 
-    def record_error(self, text: str) -> None:
+    def _record_error(self, text: str) -> None:
         with self._cond:
             self._errors.append(text)
 
@@ -1312,7 +1336,7 @@ class BotApiEmulator:
             fault.times -= 1
             if fault.times <= 0:
                 self._faults.remove(fault)
-            raise fault.error
+            raise fault.error.fresh()
 
     # chats and users
 
@@ -1364,7 +1388,7 @@ class BotApiEmulator:
         if chat is None:
             raise _bad_request("chat not found")
         if chat.gone is not None:
-            raise chat.gone
+            raise chat.gone.fresh()
         return chat
 
     def _chat_param(self, params: JSONDict) -> _Chat:
@@ -1597,7 +1621,7 @@ class BotApiEmulator:
     def _get_updates(self, params: JSONDict) -> list[JSONDict]:
         offset = _int_param(params, "offset", 0)
         limit = min(max(_int_param(params, "limit", 100), 1), 100)
-        timeout = max(float(params.get("timeout") or 0), 0.0)
+        timeout = float(max(_int_param(params, "timeout", 0), 0))
         allowed = params.get("allowed_updates")
         if isinstance(allowed, list):
             self._allowed_updates = [str(kind) for kind in allowed]
@@ -1878,11 +1902,14 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr; a client hanging up is not an error.
         if not isinstance(sys.exc_info()[1], _CLIENT_GONE):
-            self.emulator.record_error(traceback.format_exc())
+            self.emulator._record_error(traceback.format_exc())
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, each answer would wait ~40 ms
+    # for the client's delayed ACK.
+    disable_nagle_algorithm = True
     # Idle keep-alive connections must not pin a handler thread forever.
     timeout = 30
     server: _Server
@@ -1908,7 +1935,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         url = urlsplit(self.path)
         body = self._read_body()
-        status, payload = self.server.emulator.handle_http(
+        status, payload = self.server.emulator._handle_http(
             url.path, url.query, self.headers.get("Content-Type", ""), body
         )
         data = json.dumps(payload, ensure_ascii=False).encode()

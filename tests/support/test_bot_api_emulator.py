@@ -26,6 +26,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
+    Message,
     ReplyParameters,
     Update,
 )
@@ -92,7 +93,7 @@ async def test_get_me_describes_the_bot(bot: Bot, emu: BotApiEmulator) -> None:
     me = await bot.get_me()
 
     assert (me.id, me.is_bot, me.username) == (123456, True, "metwatch_test_bot")
-    assert emu.base_url.startswith("http://127.0.0.1:") and emu.base_url.endswith("/bot")
+    assert emu.base_url == f"http://127.0.0.1:{emu.port}/bot"
     assert emu.calls("getMe")
 
 
@@ -153,7 +154,8 @@ async def test_send_message_html_gives_plain_text_and_utf16_entities(
         ("italic", 9, 3, None),
         ("text_link", 15, 4, "https://example.com/"),
     ]
-    assert message.from_user is not None and message.from_user.id == emu.bot_id
+    assert message.from_user is not None
+    assert message.from_user.id == emu.bot_id
     [stored] = emu.messages(PRIVATE)
     assert (stored.message_id, stored.text, stored.html, stored.parse_mode) == (
         message.message_id,
@@ -176,7 +178,8 @@ async def test_send_message_records_options_and_replies(bot: Bot, emu: BotApiEmu
     )
 
     assert first.message_id == 2  # ids are shared with the user's message in the chat
-    assert first.reply_to_message is not None and first.reply_to_message.text == "what's new?"
+    assert first.reply_to_message is not None
+    assert first.reply_to_message.text == "what's new?"
     assert first.reply_markup == keyboard("more")
     stored = emu.messages()[0]
     assert stored.disable_notification is True
@@ -325,7 +328,9 @@ async def test_edit_message_text_and_its_errors(bot: Bot, emu: BotApiEmulator) -
         "<b>v2</b>", PRIVATE, sent.message_id, parse_mode="HTML", reply_markup=keyboard("a")
     )
 
-    assert edited.text == "v2" and edited.edit_date is not None
+    assert isinstance(edited, Message)
+    assert edited.text == "v2"
+    assert edited.edit_date is not None
     [stored] = emu.messages(PRIVATE)
     assert (stored.text, stored.edits, stored.html) == ("v2", ["v1"], "<b>v2</b>")
 
@@ -349,6 +354,7 @@ async def test_reply_markup_edits_and_deletion(bot: Bot, emu: BotApiEmulator) ->
     edited = await bot.edit_message_reply_markup(
         PRIVATE, sent.message_id, reply_markup=keyboard("b")
     )
+    assert isinstance(edited, Message)
     assert edited.reply_markup == keyboard("b")
     with pytest.raises(BadRequest, match="(?i)message is not modified"):
         await bot.edit_message_reply_markup(PRIVATE, sent.message_id, reply_markup=keyboard("b"))
@@ -506,7 +512,9 @@ async def test_group_limit_is_per_minute(monkeypatch: pytest.MonkeyPatch) -> Non
                 await bot.send_message(GROUP, "3")
             await bot.send_message(GROUP - 1, "another group is independent")
 
-    assert timedelta(seconds=59) <= caught.value.retry_after <= timedelta(seconds=60)
+    retry_after = caught.value.retry_after
+    assert isinstance(retry_after, timedelta)
+    assert timedelta(seconds=59) <= retry_after <= timedelta(seconds=60)
 
 
 # -- updates -------------------------------------------------------------------------
@@ -524,8 +532,9 @@ async def test_long_poll_returns_as_soon_as_an_update_arrives(
 
     assert time.monotonic() - started < 2
     assert [u.message.text for u in updates if u.message] == ["ping"]
-    assert updates[0].message is not None and updates[0].message.from_user is not None
-    assert updates[0].message.from_user.id == PRIVATE
+    sender = updates[0].message.from_user if updates[0].message else None
+    assert sender is not None
+    assert sender.id == PRIVATE
 
 
 @pytest.mark.asyncio
@@ -562,7 +571,8 @@ async def test_group_messages_and_channel_posts(bot: Bot, emu: BotApiEmulator) -
     message_update, post_update = await bot.get_updates()
 
     message = message_update.message
-    assert message is not None and message.from_user is not None
+    assert message is not None
+    assert message.from_user is not None
     assert (message.chat.id, message.chat.title, message.from_user.id) == (GROUP, "Ops", 77)
     assert message.parse_entities(["bot_command"]) == {
         message.entities[0]: "/status@metwatch_test_bot"
@@ -579,8 +589,10 @@ async def test_callback_query_round_trip(bot: Bot, emu: BotApiEmulator) -> None:
 
     [update] = await bot.get_updates()
     query = update.callback_query
-    assert query is not None and query.id == query_id and query.data == "sub:1"
-    assert query.message is not None and query.message.message_id == sent.message_id
+    assert query is not None
+    assert (query.id, query.data) == (query_id, "sub:1")
+    assert query.message is not None
+    assert query.message.message_id == sent.message_id
 
     assert await query.answer("Subscribed", show_alert=True) is True
     assert [(a.text, a.show_alert) for a in emu.callback_answers] == [("Subscribed", True)]
@@ -608,6 +620,21 @@ async def test_command_handler_in_a_real_application(emu: BotApiEmulator) -> Non
     assert replies[0].text == "Welcome to metwatch"
     assert replies[0].entities == [{"type": "bold", "offset": 0, "length": 7}]
     assert emu.pending_updates == 0  # PTB confirmed the update on shutdown
+
+
+@pytest.mark.asyncio
+async def test_reset_forgets_state_but_keeps_update_ids_rising(
+    bot: Bot, emu: BotApiEmulator
+) -> None:
+    first = emu.add_message(PRIVATE, "before")
+    await bot.send_message(PRIVATE, "sent")
+    emu.block_chat(PRIVATE)
+
+    emu.reset()
+
+    assert (emu.messages(), emu.requests, emu.pending_updates) == ([], [], 0)
+    assert emu.add_message(PRIVATE, "after") == first + 1
+    assert (await bot.send_message(PRIVATE, "unblocked")).message_id == 2
 
 
 def test_wait_for_messages_times_out_with_what_arrived(emu: BotApiEmulator) -> None:
@@ -675,7 +702,7 @@ def test_json_multipart_and_query_string_bodies(emu: BotApiEmulator) -> None:
         json.dumps({"chat_id": PRIVATE, "text": "json", "reply_markup": markup}).encode(),
         "application/json",
     )
-    assert status == 200 and answer["result"]["reply_markup"] == markup
+    assert (status, answer["result"]["reply_markup"]) == (200, markup)
 
     boundary = "XyZ"
     parts = [("chat_id", str(PRIVATE)), ("text", "123")]
@@ -689,7 +716,7 @@ def test_json_multipart_and_query_string_bodies(emu: BotApiEmulator) -> None:
     status, answer = post_raw(
         emu, "sendMessage", body.encode(), f"multipart/form-data; boundary={boundary}"
     )
-    assert status == 200 and answer["result"]["text"] == "123"  # a numeric text stays a string
+    assert (status, answer["result"]["text"]) == (200, "123")  # numeric text stays a string
 
     status, answer = post_raw(
         emu,
@@ -698,7 +725,7 @@ def test_json_multipart_and_query_string_bodies(emu: BotApiEmulator) -> None:
         "application/x-www-form-urlencoded",
         query=f"chat_id={PRIVATE}&text=%3Cb%3Eq%3C%2Fb%3E&parse_mode=HTML",
     )
-    assert status == 200 and answer["result"]["entities"][0]["type"] == "bold"
+    assert (status, answer["result"]["entities"][0]["type"]) == (200, "bold")
 
     status, answer = post_raw(emu, "sendMessage", b"{", "application/json")
     assert (status, answer["ok"]) == (400, False)

@@ -1,0 +1,104 @@
+"""The metwatch command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+from tests.rules_for_tests import write_rules
+from tests.support.feed_server import FeedServer, closed_port_url
+
+SEED_002 = ROOT / "seeds" / "002_e1ad28f5b1d59acf.txt"
+
+
+def metwatch(
+    *args: str, cwd: Path, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("METWATCH_")}
+    environ.update({"METWATCH_RULES_PATH": str(ROOT / "watch-rules.yaml"), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "metwatch", *args],
+        cwd=cwd, env=environ, input=stdin, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_classify_json(tmp_path: Path) -> None:
+    result = metwatch("classify", "--json", str(SEED_002), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    ids = {f["id"] for f in data["findings"]}
+    assert "iic-nfa-rate" in ids and "unvisited-since-2017" in ids
+    assert data["topics"] == ["met-inspection"]
+    nfa = next(f for f in data["findings"] if f["id"] == "iic-nfa-rate")
+    assert "60 per cent" in nfa["evidence"][0]["sentence"] and nfa["score"] >= 1
+
+
+def test_classify_html_from_stdin_with_explain(tmp_path: Path) -> None:
+    page = (
+        "<html><head><title>Met criticised</title></head><body><article>"
+        "<h1>Met criticised</h1><p>The Metropolitan Police has no crime prevention strategy, "
+        "the inspectorate said in its report on Thursday, adding that it had no plan to "
+        "develop one.</p></article></body></html>"
+    )
+    result = metwatch("classify", "--explain", "-", cwd=tmp_path, stdin=page)
+    assert result.returncode == 0, result.stderr
+    assert "finding no-prevention-strategy" in result.stdout
+    assert "[no] finding announced-visits:" in result.stdout
+
+
+def test_replay_seeds_prints_one_alert_per_seed(tmp_path: Path) -> None:
+    result = metwatch("replay", str(ROOT / "seeds"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("[alert #") == 5
+    assert "Daily Mail" in result.stdout
+    assert "No crime prevention strategy" in result.stdout
+    assert "5 articles replayed, 5 alerts" in result.stderr
+
+
+def test_rules_check_reports_file_line_and_reason(tmp_path: Path) -> None:
+    good = metwatch("rules", "check", cwd=tmp_path)
+    assert good.returncode == 0 and "ok (version" in good.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        (ROOT / "watch-rules.yaml")
+        .read_text()
+        .replace("    title: Met inspections", "    titel: Met inspections")
+    )
+    result = metwatch("rules", "check", str(bad), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{bad}:" in result.stderr and "unknown key 'topics.0.titel'" in result.stderr
+
+
+def test_wrong_setting_names_the_variable(tmp_path: Path) -> None:
+    result = metwatch("config", cwd=tmp_path, METWATCH_TICK_SECONDS="soon")
+    assert result.returncode == 2
+    assert "METWATCH_TICK_SECONDS" in result.stderr
+
+
+def test_config_masks_the_token(tmp_path: Path) -> None:
+    token = "987654:secret-token-for-config"
+    result = metwatch("config", cwd=tmp_path, METWATCH_TELEGRAM_TOKEN=token)
+    assert result.returncode == 0
+    assert "METWATCH_TELEGRAM_TOKEN=********" in result.stdout
+    assert token not in result.stdout + result.stderr
+
+
+def test_poll_once_without_network_reports_each_source(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.serve("/ok.xml", (ROOT / "tests" / "data" / "feeds" / "met-rss.xml").read_bytes())
+    rules = write_rules(tmp_path, [
+        {"id": "unreachable", "name": "Gone", "url": closed_port_url("/feed.xml")},
+        {"id": "local", "name": "Local", "url": feed_server.url("/ok.xml")},
+    ])  # fmt: skip
+    result = metwatch("poll", "--once", cwd=tmp_path, METWATCH_RULES_PATH=str(rules))
+    assert result.returncode == 0, result.stderr
+    assert "unreachable: FAILED: cannot connect" in result.stderr
+    assert "local: 3 new" in result.stderr
+    sources = metwatch("sources", cwd=tmp_path, METWATCH_RULES_PATH=str(rules))
+    assert "last error (1 in a row): cannot connect" in sources.stdout
+    assert "items seen: 3" in sources.stdout

@@ -1,0 +1,163 @@
+"""Polling against the local feed server: errors are recorded per source, others go on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from classifiers.rules import RuleSet, load_rules
+from metwatch.errors import SourceError
+from metwatch.pipeline import Pipeline, PollResult
+from metwatch.store import SqlStore, open_store
+from tests.rules_for_tests import write_rules
+from tests.support.feed_server import FeedServer, closed_port_url
+from tests.support.feeds import FeedItem, rss
+from watchers.fetch import Fetcher
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "feeds"
+NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
+ITEM = FeedItem(title="London news", link="https://news.example.com/a", guid="a")
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=0.5, follow_redirects=True, max_redirects=5) as c:
+        yield c
+
+
+def _pipeline(
+    tmp_path: Path, db_url: str, client: httpx.AsyncClient, urls: dict[str, str]
+) -> Pipeline:
+    sources = [{"id": k, "name": k, "url": v, "interval": 300} for k, v in urls.items()]
+    rules: RuleSet = load_rules(write_rules(tmp_path, sources))
+    store: SqlStore = open_store(db_url)
+    fetcher = Fetcher(client, max_bytes=1_000_000, max_concurrent=4, per_host=2)
+    pipeline = Pipeline(store, fetcher, rules, clock=lambda: NOW, failure_threshold=2)
+    pipeline.sync_sources()
+    return pipeline
+
+
+async def _poll_all(pipeline: Pipeline) -> dict[str, PollResult]:
+    return {r.source_id: r for r in await pipeline.tick(everything=True)}
+
+
+BAD_SOURCES = {
+    "refused": ("cannot connect", None),
+    "timeout": ("timed out after 0.5 s", "/slow.xml"),
+    "missing": ("HTTP 404", "/404.xml"),
+    "gone": ("HTTP 410: the feed is gone", "/410.xml"),
+    "broken-server": ("HTTP 500", "/500.xml"),
+    "throttled": ("HTTP 429: asked to retry after 3600 s", "/429.xml"),
+    "loop": ("too many redirects", "/loop-a"),
+    "html": ("not a feed: got text/html", "/page.html"),
+    "empty": ("empty response", "/empty-body.xml"),
+    "huge": ("response larger than 1 MB: aborted", "/huge.xml"),
+    "bomb": ("response larger than 1 MB: aborted", "/bomb.xml"),
+}
+
+
+def _serve_bad(server: FeedServer) -> dict[str, str]:
+    server.serve("/slow.xml", rss([ITEM]), delay=2.0)
+    server.serve("/404.xml", "nope", status=404)
+    server.serve("/410.xml", "gone", status=410)
+    server.serve("/500.xml", "oops", status=500)
+    server.serve("/429.xml", "slow down", status=429, headers={"Retry-After": "3600"})
+    server.redirect("/loop-a", "/loop-b")
+    server.redirect("/loop-b", "/loop-a")
+    server.serve("/page.html", (DATA / "not-a-feed.html").read_bytes(), content_type="text/html")
+    server.serve("/empty-body.xml", b"")
+    server.serve_stream("/huge.xml", 50_000_000)
+    server.serve_gzip_bomb("/bomb.xml", 1_000_000_000)
+    urls = {k: server.url(path) for k, (_, path) in BAD_SOURCES.items() if path}
+    urls["refused"] = closed_port_url("/feed.xml")
+    return urls
+
+
+async def test_each_failure_is_recorded_and_good_sources_still_poll(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    urls = _serve_bad(feed_server)
+    feed_server.serve("/good.xml", rss([ITEM]))
+    urls["good"] = feed_server.url("/good.xml")
+    pipeline = _pipeline(tmp_path, db_url, client, urls)
+
+    results = await _poll_all(pipeline)
+
+    good = results.pop("good").value
+    assert good is not None and not isinstance(good, Exception)
+    assert [i.title for i in good.new_items] == ["London news"]
+    for source_id, (message, _) in BAD_SOURCES.items():
+        error = results[source_id].value
+        assert isinstance(error, SourceError), source_id
+        assert message in error.message, (source_id, error.message)
+    health = {h.id: h for h in pipeline.store.source_health()}
+    assert health["missing"].last_error == "HTTP 404"
+    assert health["good"].last_error is None and health["good"].items_seen == 1
+    # Retry-After is honoured: the throttled source is not polled for an hour.
+    throttled = health["throttled"].next_poll
+    assert throttled is not None and (throttled - NOW).total_seconds() >= 3600
+
+
+async def test_conditional_get_and_no_repeats(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    second = FeedItem(title="Second", link="https://news.example.com/b?utm_source=x", guid="b")
+    feed_server.serve("/feed.xml", rss([ITEM]), etag='"v1"')
+    pipeline = _pipeline(tmp_path, db_url, client, {"feed": feed_server.url("/feed.xml")})
+
+    first = (await _poll_all(pipeline))["feed"].value
+    assert first is not None and not isinstance(first, Exception) and len(first.new_items) == 1
+    assert (await _poll_all(pipeline))["feed"].value is None  # 304 Not Modified
+    assert feed_server.requests("/feed.xml")[-1].headers["if-none-match"] == '"v1"'
+
+    # Re-ordered, re-published and duplicated entries: only the new one is new.
+    feed_server.serve("/feed.xml", rss([second, ITEM, second]), etag='"v2"')
+    third = (await _poll_all(pipeline))["feed"].value
+    assert third is not None and not isinstance(third, Exception)
+    assert [i.title for i in third.new_items] == ["Second"]
+    assert third.new_items[0].url == "https://news.example.com/b"
+
+
+async def test_malformed_feed_keeps_what_can_be_read(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    for name in ("broken", "latin1", "billion-laughs", "empty"):
+        feed_server.serve(f"/{name}.xml", (DATA / f"{name}.xml").read_bytes(),
+                          content_type="application/rss+xml")  # fmt: skip
+    urls = {
+        n: feed_server.url(f"/{n}.xml") for n in ("broken", "latin1", "billion-laughs", "empty")
+    }
+    pipeline = _pipeline(tmp_path, db_url, client, urls)
+
+    results = await asyncio.wait_for(_poll_all(pipeline), 10)
+
+    counts = {k: len(r.value.new_items) for k, r in results.items()}  # type: ignore[union-attr]
+    assert counts == {"broken": 1, "latin1": 1, "billion-laughs": 1, "empty": 0}
+    latin = results["latin1"].value
+    assert latin is not None and not isinstance(latin, Exception)
+    assert "Café" in latin.new_items[0].title and "£" in latin.new_items[0].title
+
+
+async def test_source_marked_failing_after_threshold(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    alerts: list[str] = []
+    feed_server.serve("/down.xml", "down", status=503)
+    pipeline = _pipeline(tmp_path, db_url, client, {"down": feed_server.url("/down.xml")})
+
+    async def alert(text: str) -> None:
+        alerts.append(text)
+
+    pipeline.alert_admins = alert
+    for _ in range(4):
+        await _poll_all(pipeline)
+    assert len(alerts) == 1 and "is failing after 2 attempts: HTTP 503" in alerts[0]
+
+    feed_server.serve("/down.xml", rss([ITEM]))
+    await _poll_all(pipeline)
+    assert len(alerts) == 2 and "recovered" in alerts[1]
