@@ -8,6 +8,7 @@ plain text, for running without a token.
 from __future__ import annotations
 
 import itertools
+import warnings
 import sys
 from typing import TextIO
 
@@ -42,7 +43,10 @@ def translate(error: TelegramError) -> DeliveryError:
     text = error.message
     lowered = text.lower()
     if isinstance(error, RetryAfter):
-        retry = error.retry_after
+        with warnings.catch_warnings():
+            # PTB 22 warns that retry_after will become a timedelta; both are handled.
+            warnings.simplefilter("ignore")
+            retry = error.retry_after
         seconds = retry if isinstance(retry, int | float) else retry.total_seconds()
         return RateLimited(f"Telegram rate limit: {text}", float(seconds))
     if isinstance(error, ChatMigrated):

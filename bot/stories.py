@@ -43,10 +43,10 @@ An item joins a candidate story only when all of these hold:
 
 When several stories qualify, the syndicated one wins, then the highest
 cosine + finding-Jaccard, then the oldest story (lowest id). Bag-of-words
-similarity cannot tell two inspections written to the same template apart
-(another force's report scores like the seeds do among themselves, about
-0.4-0.5), which is why topics, findings and time decide and the text only
-confirms.
+similarity cannot tell two inspections written to the same template apart:
+a Greater Manchester inspection scores 0.28-0.45 against single seed
+articles (0.51 against their centroid), the seeds 0.35-0.49 against each
+other. So topics, findings and time decide, and the text only confirms.
 
 This module does NOT read or write the database, render messages, decide who
 is told, or summarise text (see ``bot.summary``).
@@ -142,8 +142,8 @@ def content_terms(text: str) -> list[str]:
 
 
 def _hash64(shingle: str) -> int:
-    # A keyed-free stable digest: Python's hash() is salted per process, and
-    # sketches are stored and compared across processes.
+    # Not hash(): str hashing is salted per process, and sketches are stored
+    # and compared across processes.
     return int.from_bytes(hashlib.blake2b(shingle.encode(), digest_size=8).digest(), "big")
 
 

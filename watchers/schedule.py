@@ -5,8 +5,9 @@
   (Cache-Control max-age / Expires) or than the feed's own ttl;
 * failure: exponential backoff per consecutive failure, capped, and never
   sooner than a Retry-After;
-* first poll after start-up: spread over the first interval (a restart neither
-  polls everything at once nor waits a full interval for everything).
+* a new source: polled within 15 s, spread so that sources do not start together;
+  a restart keeps each source's stored next poll (it neither polls everything at
+  once nor waits a full interval for everything).
 """
 
 from __future__ import annotations
@@ -46,6 +47,6 @@ def after_failure(
 
 
 def first_poll(now: datetime, interval: int, rng: random.Random | None = None) -> datetime:
-    """A new source is polled within its first tenth of an interval."""
+    """A new source is polled soon: within a tenth of its interval, at most 15 s."""
     rng = rng or random.Random()
-    return now + timedelta(seconds=rng.uniform(0, interval * JITTER))
+    return now + timedelta(seconds=rng.uniform(0, min(interval * JITTER, 15.0)))
