@@ -8,8 +8,8 @@ plain text, for running without a token.
 from __future__ import annotations
 
 import itertools
-import warnings
 import sys
+import warnings
 from typing import TextIO
 
 from telegram import Bot, LinkPreviewOptions, ReplyParameters
