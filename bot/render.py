@@ -28,6 +28,12 @@ def _link(link: StoryLink) -> str:
     return esc(link.outlet)
 
 
+def _with_copies(link: StoryLink, links: tuple[StoryLink, ...]) -> str:
+    """An outlet's link followed by the sites that ran the same text."""
+    copies = [_link(c) for c in links if c.copy_of == link.item_id]
+    return _link(link) + (f" (same text: {', '.join(copies)})" if copies else "")
+
+
 def _quote(text: str, limit: int) -> str:
     if len(text) > limit:
         text = text[: limit - 1].rsplit(" ", 1)[0] + "…"
@@ -55,7 +61,7 @@ def _compose(story: Story, quote_limit: int, max_links: int) -> str:
     lines = [f"<b>{_quote(story.headline, 200)}</b>"]
     if first is not None:
         when = f" · {first.published:%d %b %Y %H:%M} UTC" if first.published else ""
-        lines.append(f"{_link(first)}{when}")
+        lines.append(f"{_with_copies(first, story.links)}{when}")
     if story.summary:
         lines += ["", esc(" ".join(story.summary))]
     findings = [m for m in story.matches if not m.topic_only]
@@ -64,9 +70,9 @@ def _compose(story: Story, quote_limit: int, max_links: int) -> str:
         lines += ["", "<b>Findings</b>"] + [_finding_line(m, quote_limit) for m in findings]
     elif topics:
         lines += ["", "<b>On topic</b>"] + [_finding_line(m, quote_limit) for m in topics]
-    others = story.links[1:]
+    others = [link for link in story.links[1:] if link.copy_of is None]
     if others:
-        shown = ", ".join(_link(link) for link in others[:max_links])
+        shown = ", ".join(_with_copies(link, story.links) for link in others[:max_links])
         more = f" +{len(others) - max_links} more" if len(others) > max_links else ""
         lines += ["", f"Also reported by: {shown}{more}"]
     if first is not None and first.url:

@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from metwatch.models import Classified, Story
+from metwatch.models import Classified
 
 #: Bump when tokenising, shingling or hashing changes: stored fingerprints of
 #: another version must be recomputed from the item text.
@@ -381,14 +381,3 @@ def syndication_groups(
         else:
             home[1].append(item_id)
     return tuple(tuple(ids) for _, ids in groups)
-
-
-def choose_story(classified: Classified, recent: Sequence[Story]) -> int | None:
-    """Legacy entry point the pipeline still calls: always a new story.
-
-    ``Story`` carries no text, so it cannot be compared; once the store builds
-    :class:`StoryCandidate` objects the pipeline calls :func:`assign_story`
-    and this function goes.
-    """
-    del classified, recent
-    return None

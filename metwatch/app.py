@@ -20,6 +20,7 @@ from bot.app import build_application
 from bot.deliver import Deliverer
 from bot.handlers import BotCommands
 from bot.notifier import ConsoleNotifier, TelegramNotifier
+from bot.stories import ClusterPolicy
 from classifiers.rules import RuleSet, load_rules
 from metwatch.pipeline import Pipeline
 from metwatch.ports import Notifier
@@ -64,6 +65,13 @@ class Service:
             self.store, self.fetcher, self.rules, clock=self.clock,
             failure_threshold=settings.failure_threshold,
             max_backoff=settings.max_backoff_seconds, alert_admins=self.alert_admins,
+            cluster_policy=ClusterPolicy(
+                window_days=settings.cluster_window_days,
+                min_similarity=settings.cluster_min_similarity,
+                min_shared_findings=settings.cluster_min_shared_findings,
+                min_similarity_alone=settings.cluster_min_similarity_alone,
+                syndication_jaccard=settings.cluster_syndication_jaccard,
+            ),
         )  # fmt: skip
         self.deliverer = Deliverer(self.store, self.notifier, clock=self.clock)
         self.commands = BotCommands(

@@ -183,13 +183,17 @@ def replay(directory: str, rules: str | None) -> None:
 
 
 async def _replay(service: Service, articles: list[tuple[SourceSpec, RawEntry]]) -> None:
+    sent = edited = 0
     try:
         for spec, entry in articles:
             service.pipeline.ingest(spec, [entry])
-        report = await service.deliverer.drain()
+            report = await service.deliverer.drain()
+            sent, edited = sent + report.sent, edited + report.edited
     finally:
         await service.close()
-    click.echo(f"{len(articles)} articles replayed, {report.sent} alerts", err=True)
+    click.echo(
+        f"{len(articles)} articles replayed: {sent} alerts, {edited} updates to them", err=True
+    )
 
 
 def _replay_articles(directory: Path) -> list[tuple[SourceSpec, RawEntry]]:

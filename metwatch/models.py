@@ -154,6 +154,30 @@ class StoryLink:
     title: str
     url: str | None
     published: datetime | None
+    #: Item id this entry is a syndicated copy of, if it is one.
+    copy_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMember:
+    """What clustering needs to know about one item already in a story."""
+
+    item_id: str
+    #: Stored fingerprint (JSON), or None when it must be recomputed from ``text``.
+    fingerprint: str | None
+    text: str
+    finding_ids: frozenset[str]
+    topic_ids: frozenset[str]
+    published: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoryCoverage:
+    """A recent story with its members: a clustering candidate, from the store."""
+
+    story_id: int
+    first_seen: datetime
+    members: tuple[StoryMember, ...]
 
 
 @dataclass(frozen=True, slots=True)

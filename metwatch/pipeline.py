@@ -14,13 +14,32 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from bot.stories import choose_story
+from bot.stories import (
+    DEFAULT_POLICY,
+    ClusterPolicy,
+    Fingerprint,
+    ItemFeatures,
+    StoryCandidate,
+    assign_story,
+    features_of,
+    fingerprint,
+)
+from bot.summary import summarise
 from classifiers.match import match_item
 from classifiers.rules import RuleSet
 from metwatch.errors import FetchError, SourceError
-from metwatch.models import Classified, Item, PollOutcome, RawEntry, SourceSpec, SourceState
+from metwatch.models import (
+    Classified,
+    Item,
+    PollOutcome,
+    RawEntry,
+    SourceSpec,
+    SourceState,
+    StoryCoverage,
+    StoryMember,
+)
 from metwatch.ports import Clock
 from metwatch.store import SqlStore
 from watchers import schedule
@@ -53,6 +72,7 @@ class Pipeline:
         failure_threshold: int = 5,
         max_backoff: int = 6 * 3600,
         alert_admins: AdminAlert | None = None,
+        cluster_policy: ClusterPolicy = DEFAULT_POLICY,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
@@ -61,6 +81,7 @@ class Pipeline:
         self.failure_threshold = failure_threshold
         self.max_backoff = max_backoff
         self.alert_admins = alert_admins
+        self.cluster_policy = cluster_policy
         self.last_tick: datetime | None = None
 
     def use_rules(self, rules: RuleSet) -> None:
@@ -125,13 +146,30 @@ class Pipeline:
             classified = Classified(item, match_item(item, self.rules))
             if not classified.flagged:
                 continue
-            recent = self.store.recent_stories(limit=50)
-            story_id = choose_story(classified, recent)
-            self.store.record_flagged(classified, story_id, now)
+            self._file_under_story(classified, now)
             for m in classified.matches:
                 log.info("match %s item=%s source=%s", m.finding_id, item.id, spec.id)
             flagged.append(classified)
         return PollOutcome(spec.id, True, tuple(new_items), tuple(flagged))
+
+    def _file_under_story(self, classified: Classified, now: datetime) -> int:
+        """cluster: join a recent story about the same event, or start one."""
+        features = features_of(classified)
+        when = min(classified.item.published or now, now)
+        since = when - timedelta(days=self.cluster_policy.window_days)
+        candidates = [_candidate(c) for c in self.store.story_coverage(since)]
+        decision = assign_story(features, candidates, now=now, policy=self.cluster_policy)
+        story_id = self.store.record_flagged(
+            classified, decision.story_id, now,
+            fingerprint=features.fingerprint.to_json(), copy_of=decision.copy_of,
+            summary=summarise(classified.item.text) if decision.story_id is None else (),
+        )  # fmt: skip
+        log.info(
+            "story %s item=%s reason=%s similarity=%.2f findings=%.2f",
+            story_id, classified.item.id, decision.reason, decision.similarity,
+            decision.finding_jaccard,
+        )  # fmt: skip
+        return story_id
 
     async def _record_failure(self, spec: SourceSpec, state: SourceState, e: SourceError) -> None:
         now = self.clock()
@@ -154,6 +192,24 @@ class Pipeline:
     async def _alert(self, text: str) -> None:
         if self.alert_admins is not None:
             await self.alert_admins(text)
+
+
+def _candidate(coverage: StoryCoverage) -> StoryCandidate:
+    members = tuple(
+        ItemFeatures(m.item_id, _fingerprint(m), m.finding_ids, m.topic_ids, m.published)
+        for m in coverage.members
+    )
+    return StoryCandidate(coverage.story_id, coverage.first_seen, members)
+
+
+def _fingerprint(member: StoryMember) -> Fingerprint:
+    """The stored fingerprint, recomputed when missing or of an older version."""
+    if member.fingerprint:
+        try:
+            return Fingerprint.from_json(member.fingerprint)
+        except ValueError:
+            pass
+    return fingerprint(member.text)
 
 
 def _unique(items: list[Item]) -> list[Item]:

@@ -82,6 +82,23 @@ class Settings(BaseSettings):
         default=False,
         description="Let article fetches reach loopback/private addresses (tests only).",
     )
+    cluster_window_days: float = Field(
+        default=3.0,
+        gt=0,
+        description="Coverage within this many days of a story's first can join it.",
+    )
+    cluster_min_similarity: float = Field(
+        default=0.3, ge=0, le=1, description="Text cosine needed when findings are shared."
+    )
+    cluster_min_shared_findings: int = Field(
+        default=2, ge=1, description="Shared findings that, with similar text, join a story."
+    )
+    cluster_min_similarity_alone: float = Field(
+        default=0.7, ge=0, le=1, description="Text cosine that joins a story on its own."
+    )
+    cluster_syndication_jaccard: float = Field(
+        default=0.8, ge=0, le=1, description="Shingle resemblance above which text is a copy."
+    )
     user_agent: str = Field(
         default=f"metwatch/{__version__} (+https://github.com/metwatch/metwatch)",
         description="User-Agent sent to news sites.",

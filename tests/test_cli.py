@@ -50,13 +50,14 @@ def test_classify_html_from_stdin_with_explain(tmp_path: Path) -> None:
     assert "[no] finding announced-visits:" in result.stdout
 
 
-def test_replay_seeds_prints_one_alert_per_seed(tmp_path: Path) -> None:
+def test_replay_seeds_makes_one_story_then_edits(tmp_path: Path) -> None:
     result = metwatch("replay", str(ROOT / "seeds"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("[alert #") == 5
+    assert result.stdout.count("[alert #") == 1
+    assert result.stdout.count("[update to alert #1]") == 4
     assert "Daily Mail" in result.stdout
     assert "No crime prevention strategy" in result.stdout
-    assert "5 articles replayed, 5 alerts" in result.stderr
+    assert "5 articles replayed: 1 alerts, 4 updates to them" in result.stderr
 
 
 def test_rules_check_reports_file_line_and_reason(tmp_path: Path) -> None:

@@ -31,7 +31,10 @@ from metwatch.models import (
     SourceSpec,
     SourceState,
     Story,
+    StoryCoverage,
     StoryLink,
+    StoryMember,
+    assemble_text,
 )
 from metwatch.store.tables import (
     DeliveryRow,
@@ -213,19 +216,35 @@ class SqlStore:
                 new.append(item)
         return new
 
-    def record_flagged(self, classified: Classified, story_id: int | None, now: datetime) -> int:
+    def record_flagged(
+        self,
+        classified: Classified,
+        story_id: int | None,
+        now: datetime,
+        *,
+        fingerprint: str | None = None,
+        copy_of: str | None = None,
+        summary: Sequence[str] = (),
+    ) -> int:
         """Write matches, the story and the outbox rows in ONE transaction.
 
         ``story_id`` joins an existing story (its revision goes up, so chats that
-        already have it get an edit); None starts a new story. Returns the story id.
+        already have it get an edit); None starts a new story with ``summary``.
+        Returns the story id.
         """
         item = classified.item
         with self._session() as s:
             for m in classified.matches:
                 s.add(_match_row(item.id, m))
+            row = s.get(ItemRow, item.id)
+            if row is not None:
+                row.fingerprint = fingerprint
             story = s.get(StoryRow, story_id) if story_id is not None else None
             if story is None:
-                story = StoryRow(headline=item.title, first_seen=now, updated_at=now)
+                story = StoryRow(
+                    headline=item.title, first_seen=now, updated_at=now,
+                    summary=json.dumps(list(summary)),
+                )  # fmt: skip
                 s.add(story)
                 s.flush()
             else:
@@ -233,9 +252,49 @@ class SqlStore:
                 story.updated_at = now
             assert story.id is not None
             position = s.exec(select(func.count()).where(StoryItemRow.story_id == story.id)).one()
-            s.add(StoryItemRow(story_id=story.id, item_id=item.id, position=position))
+            s.add(
+                StoryItemRow(
+                    story_id=story.id, item_id=item.id, position=position, copy_of=copy_of
+                )
+            )
             self._enqueue(s, story, now)
             return story.id
+
+    def story_coverage(self, since: datetime, limit: int = 200) -> list[StoryCoverage]:
+        """Stories first seen since ``since``, with their members: clustering candidates."""
+        with self._session() as s:
+            stories = s.exec(
+                select(StoryRow)
+                .where(col(StoryRow.first_seen) >= since)
+                .order_by(col(StoryRow.first_seen).desc())
+                .limit(limit)
+            ).all()
+            return [self._coverage(s, story) for story in stories]
+
+    def _coverage(self, s: Session, story: StoryRow) -> StoryCoverage:
+        items = s.exec(
+            select(ItemRow)
+            .join(StoryItemRow, col(StoryItemRow.item_id) == col(ItemRow.id))
+            .where(StoryItemRow.story_id == story.id)
+        ).all()
+        matches = s.exec(
+            select(MatchRow).where(col(MatchRow.item_id).in_([i.id for i in items]))
+        ).all()
+        members = []
+        for i in items:
+            mine = [m for m in matches if m.item_id == i.id]
+            members.append(
+                StoryMember(
+                    i.id, i.fingerprint, assemble_text(i.title, i.summary, i.body),
+                    frozenset(m.finding_id for m in mine if not m.topic_only),
+                    frozenset(m.topic_id for m in mine),
+                    aware(i.published) or aware(i.seen_at) or datetime.now(UTC),
+                )
+            )  # fmt: skip
+        first_seen = aware(story.first_seen)
+        assert story.id is not None
+        assert first_seen is not None
+        return StoryCoverage(story.id, first_seen, tuple(members))
 
     def _enqueue(self, s: Session, story: StoryRow, now: datetime) -> None:
         assert story.id is not None
@@ -274,16 +333,16 @@ class SqlStore:
     def story(self, story_id: int) -> Story:
         with self._session() as s:
             row = s.get_one(StoryRow, story_id)
-            items = s.exec(
-                select(ItemRow)
+            pairs = s.exec(
+                select(ItemRow, StoryItemRow.copy_of)
                 .join(StoryItemRow, col(StoryItemRow.item_id) == col(ItemRow.id))
                 .where(StoryItemRow.story_id == story_id)
                 .order_by(col(StoryItemRow.position))
             ).all()
             matches = s.exec(
-                select(MatchRow).where(col(MatchRow.item_id).in_([i.id for i in items]))
+                select(MatchRow).where(col(MatchRow.item_id).in_([i.id for i, _ in pairs]))
             ).all()
-            return _story(row, items, matches)
+            return _story(row, pairs, matches)
 
     def recent_stories(self, limit: int = 5) -> list[Story]:
         with self._session() as s:
@@ -433,15 +492,22 @@ def _match(row: MatchRow) -> Match:
     return Match(row.finding_id, row.topic_id, row.title, row.score, evidence, row.topic_only)
 
 
-def _story(row: StoryRow, items: Sequence[ItemRow], matches: Sequence[MatchRow]) -> Story:
+def _story(
+    row: StoryRow, pairs: Sequence[tuple[ItemRow, str | None]], matches: Sequence[MatchRow]
+) -> Story:
+    items = [item for item, _ in pairs]
     order = {item.id: n for n, item in enumerate(items)}
     merged: dict[str, Match] = {}
     for m in sorted(matches, key=lambda m: order[m.item_id]):
         merged.setdefault(m.finding_id, _match(m))
     real_topics = {m.topic_id for m in merged.values() if not m.topic_only}
     kept = tuple(m for m in merged.values() if not (m.topic_only and m.topic_id in real_topics))
-    links = tuple(StoryLink(i.id, i.outlet, i.title, i.url, aware(i.published)) for i in items)
+    links = tuple(
+        StoryLink(i.id, i.outlet, i.title, i.url, aware(i.published), copy_of)
+        for i, copy_of in pairs
+    )
+    summary = tuple(json.loads(row.summary)) if row.summary else ()
     first_seen = aware(row.first_seen)
     assert row.id is not None
     assert first_seen is not None
-    return Story(row.id, row.headline, (), links, kept, first_seen, row.revision)
+    return Story(row.id, row.headline, summary, links, kept, first_seen, row.revision)

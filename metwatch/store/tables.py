@@ -50,6 +50,8 @@ class ItemRow(SQLModel, table=True):
     published: datetime | None = Field(default=None, sa_column=_utc())
     seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     content_hash: str
+    #: bot.stories.Fingerprint as JSON, for clustering later coverage against it.
+    fingerprint: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class MatchRow(SQLModel, table=True):
@@ -75,6 +77,8 @@ class StoryRow(SQLModel, table=True):
     first_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     revision: int = 1
+    #: The extractive summary as a JSON list of sentences.
+    summary: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class StoryItemRow(SQLModel, table=True):
@@ -83,6 +87,8 @@ class StoryItemRow(SQLModel, table=True):
     story_id: int = Field(foreign_key="stories.id", primary_key=True)
     item_id: str = Field(foreign_key="items.id", primary_key=True)
     position: int = 0
+    #: The item this one is a syndicated copy of (same text on another site).
+    copy_of: str | None = None
 
 
 class SubscriberRow(SQLModel, table=True):

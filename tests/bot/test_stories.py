@@ -19,7 +19,6 @@ from bot.stories import (
     ItemFeatures,
     StoryCandidate,
     assign_story,
-    choose_story,
     content_terms,
     features_of,
     fingerprint,
@@ -378,8 +377,3 @@ def test_policy_refuses_impossible_thresholds(bad: dict[str, float]) -> None:
 
 def test_an_empty_story_is_never_joined() -> None:
     assert _assign(SEED_ITEMS[0], StoryCandidate(1, REPORT_DAY, ())).story_id is None
-
-
-def test_the_legacy_entry_point_still_starts_a_new_story() -> None:
-    item = Item("id1", "src", "Outlet", None, "Title", "", "Body.", REPORT_DAY, "h")
-    assert choose_story(Classified(item, ()), []) is None
