@@ -24,6 +24,7 @@ from bot.stories import ClusterPolicy
 from classifiers.rules import RuleSet, load_rules
 from metwatch.pipeline import Pipeline
 from metwatch.ports import Notifier
+from metwatch.rules_reload import RulesReloader
 from metwatch.settings import Settings
 from metwatch.store import SqlStore, open_store
 from watchers.fetch import Fetcher, build_client
@@ -80,6 +81,13 @@ class Service:
         )  # fmt: skip
         self.pipeline.sync_sources()
         self.store.set_meta("rules_version", self.rules.version)
+        self.reloader = RulesReloader(
+            settings.rules_path, self.rules, self._use_rules, self.alert_admins
+        )
+
+    def _use_rules(self, rules: RuleSet) -> None:
+        self.pipeline.use_rules(rules)
+        self.store.set_meta("rules_version", rules.version)
 
     async def alert_admins(self, text: str) -> None:
         """Tell the configured admins (or the log, without a token)."""
@@ -93,6 +101,7 @@ class Service:
                 log.exception("could not alert admin chat %s", chat_id)
 
     async def poll_and_deliver(self, *, everything: bool = False) -> None:
+        await self.reloader.check()
         results = await self.pipeline.tick(everything=everything)
         if any(r.value is not None and not isinstance(r.value, Exception) for r in results):
             await self.deliverer.drain()

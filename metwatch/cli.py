@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import signal
 import sys
@@ -26,6 +27,8 @@ from bot.notifier import ConsoleNotifier
 from classifiers.match import explain_item, matches_from
 from classifiers.rules import RuleSet, load_rules
 from metwatch.app import CONSOLE_CHAT_ID, Service, utc_now
+from metwatch.backtest import BacktestReport
+from metwatch.backtest import backtest as run_backtest
 from metwatch.errors import MetwatchError
 from metwatch.logs import configure_logging
 from metwatch.models import Item, RawEntry, SourceSpec
@@ -218,6 +221,49 @@ def _seed_metadata(directory: Path) -> dict[str, dict[str, Any]]:
         return {}
     entries = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or []
     return {e["file"]: e for e in entries}
+
+
+@cli.command()
+@click.option("--rules", "new_rules", type=click.Path(exists=True), help="Proposed rules file.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only items seen since DATE.")
+@click.option("--seeds", type=click.Path(file_okay=False), default="seeds", show_default=True,
+              help="Also run over the articles in this folder (skipped if absent).")  # fmt: skip
+def backtest(new_rules: str | None, since: datetime | None, seeds: str) -> None:
+    """Re-run the rules over stored items and seeds; with --rules, show what a change does."""
+    settings = _settings()
+    with _errors():
+        current = load_rules(settings.rules_path)
+        proposed = load_rules(new_rules) if new_rules else None
+        service = Service(settings, rules=current)
+    since_utc = since.replace(tzinfo=UTC) if since else None
+    seed_items = (
+        [normalise(e, spec, utc_now()) for spec, e in _replay_articles(Path(seeds))]
+        if Path(seeds).is_dir()
+        else []
+    )
+    total = service.store.count_items(since_utc) + len(seed_items)
+    items = itertools.chain(service.store.iter_items(since_utc), seed_items)
+    with click.progressbar(length=total, label="backtest", file=sys.stderr) as bar:
+        report = run_backtest(items, current, proposed, progress=bar.update)
+    asyncio.run(service.close())
+    _print_backtest(report, current, proposed)
+
+
+def _print_backtest(report: BacktestReport, current: RuleSet, proposed: RuleSet | None) -> None:
+    click.echo(f"{report.items} items")
+    ids = [f.id for f in current.findings] + [t.id for t in current.topics]
+    if proposed is not None:
+        ids += [i for i in [f.id for f in proposed.findings] if i not in ids]
+    for finding_id in ids:
+        line = f"  {finding_id:32} {report.current[finding_id]:6}"
+        if proposed is not None:
+            line += f" -> {report.proposed[finding_id]:6}"
+        click.echo(line)
+    for label, diffs in (("would ADD", report.added), ("would DROP", report.dropped)):
+        for d in diffs:
+            quote = d.match.evidence[0].sentence if d.match.evidence else ""
+            click.echo(f"{label} {d.finding_id}: {d.item.title} <{d.item.url or d.item.outlet}>")
+            click.echo(f"    “{quote}”")
 
 
 @cli.group()

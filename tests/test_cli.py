@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -103,3 +104,19 @@ def test_poll_once_without_network_reports_each_source(
     sources = metwatch("sources", cwd=tmp_path, METWATCH_RULES_PATH=str(rules))
     assert "last error (1 in a row): cannot connect" in sources.stdout
     assert "items seen: 3" in sources.stdout
+
+
+def test_backtest_shows_what_a_rules_change_adds_and_drops(tmp_path: Path) -> None:
+    stricter = tmp_path / "stricter.yaml"
+    stricter.write_text(
+        (ROOT / "watch-rules.yaml").read_text().replace('        - "crime allocation"\n', "")
+        .replace('        - "allocation policy"\n', "")
+    )  # fmt: skip
+    result = metwatch(
+        "backtest", "--rules", str(stricter), "--seeds", str(ROOT / "seeds"), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "5 items" in result.stdout
+    assert re.search(r"crime-allocation\s+2 ->\s+1", result.stdout)
+    assert "would DROP crime-allocation: THE Metropolitan Police" in result.stdout
+    assert "would ADD" not in result.stdout

@@ -216,6 +216,27 @@ class SqlStore:
                 new.append(item)
         return new
 
+    def iter_items(self, since: datetime | None = None, batch: int = 500) -> Iterator[Item]:
+        """Every stored item (seen since ``since``), oldest first, read in batches."""
+        offset = 0
+        while True:
+            with self._session() as s:
+                query = select(ItemRow).order_by(col(ItemRow.seen_at), col(ItemRow.id))
+                if since is not None:
+                    query = query.where(col(ItemRow.seen_at) >= since)
+                rows = s.exec(query.offset(offset).limit(batch)).all()
+            yield from (_item(r) for r in rows)
+            if len(rows) < batch:
+                return
+            offset += batch
+
+    def count_items(self, since: datetime | None = None) -> int:
+        with self._session() as s:
+            query = select(func.count()).select_from(ItemRow)
+            if since is not None:
+                query = query.where(col(ItemRow.seen_at) >= since)
+            return s.exec(query).one()
+
     def record_flagged(
         self,
         classified: Classified,
@@ -476,6 +497,13 @@ def _item_row(item: Item, now: datetime) -> ItemRow:
         id=item.id, source_id=item.source_id, outlet=item.outlet, url=item.url,
         title=item.title, summary=item.summary, body=item.body, published=item.published,
         seen_at=now, content_hash=item.content_hash,
+    )  # fmt: skip
+
+
+def _item(row: ItemRow) -> Item:
+    return Item(
+        row.id, row.source_id, row.outlet, row.url, row.title, row.summary, row.body,
+        aware(row.published), row.content_hash,
     )  # fmt: skip
 
 
