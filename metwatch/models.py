@@ -78,6 +78,15 @@ class RawEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What the parser read from one feed body."""
+
+    entries: tuple[RawEntry, ...]
+    #: How often the feed says it changes (RSS ttl, sy:updatePeriod), in seconds.
+    refresh_hint: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """A normalised news item: plain text, canonical link, stable identity."""
 

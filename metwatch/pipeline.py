@@ -117,8 +117,8 @@ class Pipeline:
                     next_poll=schedule.after_success(now, spec.interval, fetched.wait_hint),
                 )  # fmt: skip
                 return PollResult(spec.id, None)
-            entries = parse_feed(fetched.content, fetched.final_url, fetched.content_type)
-            outcome = self.ingest(spec, entries)
+            parsed = parse_feed(fetched.content, fetched.final_url, fetched.content_type)
+            outcome = self.ingest(spec, parsed.entries)
         except SourceError as e:
             e.source_id = spec.id
             await self._record_failure(spec, state, e)
@@ -126,11 +126,13 @@ class Pipeline:
         recovered = self.store.record_success(
             spec.id, now=now, etag=fetched.etag, last_modified=fetched.last_modified,
             new_items=len(outcome.new_items),
-            next_poll=schedule.after_success(now, spec.interval, fetched.wait_hint),
+            next_poll=schedule.after_success(
+                now, spec.interval, _longest(fetched.wait_hint, parsed.refresh_hint)
+            ),
         )  # fmt: skip
         log.info(
             "polled %s: %d entries, %d new, %d flagged",
-            spec.id, len(entries), len(outcome.new_items), len(outcome.flagged),
+            spec.id, len(parsed.entries), len(outcome.new_items), len(outcome.flagged),
         )  # fmt: skip
         if recovered:
             await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
@@ -192,6 +194,12 @@ class Pipeline:
     async def _alert(self, text: str) -> None:
         if self.alert_admins is not None:
             await self.alert_admins(text)
+
+
+def _longest(*hints: float | None) -> float | None:
+    """The longest wait any hint asks for: never poll sooner than the site asks."""
+    given = [h for h in hints if h is not None]
+    return max(given) if given else None
 
 
 def _candidate(coverage: StoryCoverage) -> StoryCandidate:

@@ -15,11 +15,14 @@ from typing import Any
 import feedparser
 
 from metwatch.errors import ParseError
-from metwatch.models import RawEntry
+from metwatch.models import ParsedFeed, RawEntry
+
+_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 30 * 86400,
+            "yearly": 365 * 86400}  # fmt: skip
 
 
-def parse_feed(content: bytes, url: str, content_type: str = "") -> list[RawEntry]:
-    """Parse RSS/Atom ``content``.
+def parse_feed(content: bytes, url: str, content_type: str = "") -> ParsedFeed:
+    """Parse RSS/Atom ``content``; the feed's own refresh hint comes along.
 
     Raises:
         ParseError: the body is empty or is not a feed (e.g. an HTML page).
@@ -30,7 +33,21 @@ def parse_feed(content: bytes, url: str, content_type: str = "") -> list[RawEntr
     parsed = feedparser.parse(content, response_headers=headers, sanitize_html=False)
     if not parsed.get("version") and not parsed.entries:
         raise ParseError(_not_a_feed(parsed, content_type), url=url)
-    return [_entry(e) for e in parsed.entries]
+    entries = tuple(_entry(e) for e in parsed.entries)
+    return ParsedFeed(entries, _refresh_hint(parsed.feed))
+
+
+def _refresh_hint(feed: Any) -> float | None:
+    """RSS <ttl> (minutes) or sy:updatePeriod / sy:updateFrequency, in seconds."""
+    hints = []
+    ttl = str(feed.get("ttl", "")).strip()
+    if ttl.isdigit():
+        hints.append(int(ttl) * 60.0)
+    period = _PERIODS.get(str(feed.get("sy_updateperiod", "")).strip().lower())
+    if period:
+        frequency = str(feed.get("sy_updatefrequency", "1")).strip()
+        hints.append(period / max(int(frequency) if frequency.isdigit() else 1, 1))
+    return max(hints) if hints else None
 
 
 def _not_a_feed(parsed: Any, content_type: str) -> str:

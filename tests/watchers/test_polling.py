@@ -161,3 +161,24 @@ async def test_source_marked_failing_after_threshold(
     feed_server.serve("/down.xml", rss([ITEM]))
     await _poll_all(pipeline)
     assert len(alerts) == 2 and "recovered" in alerts[1]
+
+
+async def test_never_polls_sooner_than_the_site_asks(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    feed_server.serve("/ttl.xml", rss([ITEM], ttl=120))  # minutes
+    feed_server.serve("/cached.xml", rss([ITEM]), headers={"Cache-Control": "max-age=5400"})
+    feed_server.serve("/plain.xml", rss([ITEM]))
+    urls = {n: feed_server.url(f"/{n}.xml") for n in ("ttl", "cached", "plain")}
+    pipeline = _pipeline(tmp_path, db_url, client, urls)
+
+    await _poll_all(pipeline)
+
+    wait = {
+        h.id: (h.next_poll - NOW).total_seconds()
+        for h in pipeline.store.source_health()
+        if h.next_poll
+    }
+    assert wait["ttl"] >= 7200
+    assert wait["cached"] >= 5400
+    assert 300 <= wait["plain"] <= 330  # the interval plus at most 10% jitter
