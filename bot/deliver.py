@@ -44,6 +44,8 @@ class DrainReport:
     edited: int = 0
     retried: int = 0
     dropped: int = 0
+    #: Of ``retried``: how many were Telegram 429s.
+    rate_limited: int = 0
 
 
 class Deliverer:
@@ -82,6 +84,7 @@ class Deliverer:
         except RateLimited as e:
             self._retry(d, str(e), e.retry_after)
             report.retried += 1
+            report.rate_limited += 1
             return False
         except RecipientGone as e:
             log.warning("chat %s is gone, deactivating: %s", d.chat_id, e)

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram.ext import Application
 
 from bot.app import build_application
-from bot.deliver import Deliverer
+from bot.deliver import Deliverer, DrainReport
 from bot.handlers import BotCommands
 from bot.notifier import ConsoleNotifier, TelegramNotifier
 from bot.stories import ClusterPolicy
 from classifiers.rules import RuleSet, load_rules
-from metwatch.pipeline import Pipeline
+from metwatch.health import HealthServer, HealthState, Metrics, serve_health
+from metwatch.pipeline import Pipeline, PollResult
 from metwatch.ports import Notifier
 from metwatch.rules_reload import RulesReloader
 from metwatch.settings import Settings
@@ -75,6 +76,13 @@ class Service:
             ),
         )  # fmt: skip
         self.deliverer = Deliverer(self.store, self.notifier, clock=self.clock)
+        self.metrics = Metrics()
+        self.health = HealthState(
+            started=self.clock(),
+            max_poll_age=timedelta(seconds=settings.health_max_poll_age),
+            tick_seconds=settings.tick_seconds,
+        )
+        self.health_server: HealthServer | None = None
         self.commands = BotCommands(
             self.store, lambda: self.pipeline.rules,
             admin_ids=settings.admin_chat_ids, clock=self.clock,
@@ -102,19 +110,54 @@ class Service:
 
     async def poll_and_deliver(self, *, everything: bool = False) -> None:
         await self.reloader.check()
-        results = await self.pipeline.tick(everything=everything)
+        with self.metrics.poll_seconds.time():
+            results = await self.pipeline.tick(everything=everything)
+        self.health.last_tick = self.clock()
+        for r in results:
+            self._count_poll(r)
         if any(r.value is not None and not isinstance(r.value, Exception) for r in results):
-            await self.deliverer.drain()
+            await self.drain()
+
+    def _count_poll(self, result: PollResult) -> None:
+        value = result.value
+        if isinstance(value, Exception):
+            self.metrics.polls.labels(result.source_id, "failed").inc()
+        elif value is None:
+            self.metrics.polls.labels(result.source_id, "not_modified").inc()
+        else:
+            self.metrics.polls.labels(result.source_id, "ok").inc()
+            self.metrics.items.labels(result.source_id).inc(len(value.new_items))
+            for classified in value.flagged:
+                for m in classified.matches:
+                    self.metrics.matches.labels(m.finding_id).inc()
+
+    async def drain(self) -> DrainReport:
+        """Drain the outbox, recording what happened in the metrics."""
+        with self.metrics.delivery_seconds.time():
+            report = await self.deliverer.drain()
+        for outcome in ("sent", "edited", "retried", "dropped"):
+            self.metrics.deliveries.labels(outcome).inc(getattr(report, outcome))
+        self.metrics.telegram_429.inc(report.rate_limited)
+        for status, n in self.store.outbox_counts().items():
+            self.metrics.outbox.labels(status).set(n)
+        return report
+
+    def health_checks(self) -> dict[str, bool]:
+        return self.health.checks(self.clock(), self.store.last_success(), self.store.ping())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set: scheduler, deliverer and (with a token) the bot."""
+        self.health_server = serve_health(
+            self.settings.health_host, self.settings.health_port, self.metrics,
+            self.health_checks,
+        )  # fmt: skip
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
             self.poll_and_deliver, "interval", seconds=self.settings.tick_seconds,
             next_run_time=self.clock(), max_instances=1, coalesce=True, id="tick",
         )  # fmt: skip
         scheduler.add_job(
-            self.deliverer.drain, "interval", seconds=self.settings.deliver_seconds,
+            self.drain, "interval", seconds=self.settings.deliver_seconds,
             max_instances=1, coalesce=True, id="deliver",
         )  # fmt: skip
         if self.application is not None:
@@ -138,5 +181,8 @@ class Service:
         await self.close()
 
     async def close(self) -> None:
+        if self.health_server is not None:
+            self.health_server.shutdown()
+            self.health_server.server_close()
         await self.client.aclose()
         self.store.engine.dispose()

@@ -333,17 +333,18 @@ def db_upgrade() -> None:
 
 @cli.command()
 def healthcheck() -> None:
-    """Exit 0 when the settings, rules and database are usable (container HEALTHCHECK)."""
+    """Exit 0 when the running service's /healthz is healthy (container HEALTHCHECK)."""
     settings = _settings()
-    from metwatch.store import make_engine
-
-    with _errors():
-        load_rules(settings.rules_path)
-        engine = make_engine(settings.database_url)
-        with engine.connect():
-            pass
-        engine.dispose()
-    click.echo("ok")
+    host = "127.0.0.1" if settings.health_host in ("0.0.0.0", "::") else settings.health_host  # noqa: S104
+    url = f"http://{host}:{settings.health_port}/healthz"
+    try:
+        answer = httpx.get(url, timeout=5)
+    except httpx.HTTPError as e:
+        click.echo(f"unhealthy: cannot reach {url}: {e}", err=True)
+        sys.exit(1)
+    click.echo(answer.text)
+    if answer.status_code != 200:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     cluster_syndication_jaccard: float = Field(
         default=0.8, ge=0, le=1, description="Shingle resemblance above which text is a copy."
     )
+    health_host: str = Field(
+        default="127.0.0.1", description="Address of the /healthz and /metrics endpoint."
+    )
+    health_port: int = Field(
+        default=8080, ge=0, le=65535, description="Port of /healthz and /metrics (0: any free)."
+    )
+    health_max_poll_age: int = Field(
+        default=3600, ge=60, description="/healthz fails when no poll succeeded for this long."
+    )
     user_agent: str = Field(
         default=f"metwatch/{__version__} (+https://github.com/metwatch/metwatch)",
         description="User-Agent sent to news sites.",

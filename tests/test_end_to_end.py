@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from metwatch.app import Service
@@ -65,6 +66,7 @@ async def test_subscriber_gets_exactly_one_alert(
     settings = load_settings(
         telegram_token=bot_api.token, telegram_base_url=bot_api.base_url,
         database_url=db_url, rules_path=rules_path, tick_seconds=0.2, deliver_seconds=0.2,
+        health_port=0,
     )  # fmt: skip
     service = Service(settings)
     stop = asyncio.Event()
@@ -92,6 +94,19 @@ async def test_subscriber_gets_exactly_one_alert(
         await _until(lambda: feed_server.hits("/london.xml") > seen)
         await asyncio.sleep(0.5)
         assert len(bot_api.messages(CHAT)) == 2
+
+        assert service.health_server is not None
+        base = f"http://127.0.0.1:{service.health_server.server_port}"
+        async with httpx.AsyncClient() as client:
+            health = await client.get(f"{base}/healthz")
+            metrics = (await client.get(f"{base}/metrics")).text
+        assert health.status_code == 200
+        assert health.json() == {
+            "status": "ok", "scheduler": True, "database": True, "recent_poll": True,
+        }  # fmt: skip
+        assert 'metwatch_matches_total{finding="announced-visits"} 1.0' in metrics
+        assert 'metwatch_deliveries_total{outcome="sent"} 1.0' in metrics
+        assert 'metwatch_items_total{source="local-news"} 2.0' in metrics
     finally:
         stop.set()
         await asyncio.wait_for(running, 10)

@@ -184,6 +184,20 @@ class SqlStore:
                 for r in rows
             ]  # fmt: skip
 
+    def last_success(self) -> datetime | None:
+        """When any source was last polled successfully."""
+        with self._session() as s:
+            return aware(s.exec(select(func.max(SourceRow.last_success_at))).one())
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self._session() as s:
+                s.exec(select(1)).one()
+        except StoreError:
+            return False
+        return True
+
     def source_interval(self, source_id: str) -> int:
         with self._session() as s:
             return s.get_one(SourceRow, source_id).interval
