@@ -103,7 +103,10 @@ class Deliverer:
         self.store.mark_sent(
             d.id, revision=story.revision, message_id=message_id, now=self.clock()
         )
-        log.info("delivered story=%s chat=%s message=%s", d.story_id, d.chat_id, message_id)
+        log.info(
+            "delivered story=%s chat=%s message=%s", d.story_id, d.chat_id, message_id,
+            extra={"event": "delivery", "story": d.story_id, "chat": d.chat_id},
+        )  # fmt: skip
         if d.message_id is None:
             report.sent += 1
         else:

@@ -11,6 +11,8 @@ import logging
 import sys
 from collections.abc import Iterable
 
+from pythonjsonlogger.json import JsonFormatter
+
 
 class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
@@ -33,10 +35,26 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    """Log to stderr (stdout carries console alerts), secrets redacted everywhere."""
+def configure_logging(
+    level: str, secrets: Iterable[str] = (), *, json_format: bool | None = None
+) -> None:
+    """Log to stderr (stdout carries console alerts), secrets redacted everywhere.
+
+    Lines are JSON objects when stderr is not a terminal (containers, log
+    shippers) unless ``json_format`` says otherwise; plain text on a terminal.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if json_format is None:
+        json_format = not sys.stderr.isatty()
+    if json_format:
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):

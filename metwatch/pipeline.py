@@ -133,6 +133,7 @@ class Pipeline:
         log.info(
             "polled %s: %d entries, %d new, %d flagged",
             spec.id, len(parsed.entries), len(outcome.new_items), len(outcome.flagged),
+            extra={"event": "poll", "source": spec.id, "new": len(outcome.new_items)},
         )  # fmt: skip
         if recovered:
             await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
@@ -150,7 +151,10 @@ class Pipeline:
                 continue
             self._file_under_story(classified, now)
             for m in classified.matches:
-                log.info("match %s item=%s source=%s", m.finding_id, item.id, spec.id)
+                log.info(
+                    "match %s item=%s source=%s", m.finding_id, item.id, spec.id,
+                    extra={"event": "match", "finding": m.finding_id, "item": item.id},
+                )  # fmt: skip
             flagged.append(classified)
         return PollOutcome(spec.id, True, tuple(new_items), tuple(flagged))
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
 from metwatch.health import HealthState, Metrics, serve_health
+from metwatch.logs import configure_logging
 
 START = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
 
@@ -37,3 +41,19 @@ def test_endpoint_answers_503_with_the_failing_check() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_json_logs_are_one_object_per_line_with_the_token_redacted(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    token = "555:json-log-secret"
+    configure_logging("INFO", [token], json_format=True)
+    try:
+        logging.getLogger("metwatch.test").info(
+            "GET https://api.example/bot%s/getMe", token, extra={"event": "poll", "source": "s"}
+        )
+    finally:
+        logging.getLogger().handlers.clear()
+    line = json.loads(capfd.readouterr().err.strip().splitlines()[-1])
+    assert line["message"] == "GET https://api.example/bot<redacted>/getMe"
+    assert (line["level"], line["event"], line["source"]) == ("INFO", "poll", "s")
