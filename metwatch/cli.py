@@ -315,6 +315,45 @@ def config() -> None:
         click.echo(f"{name}={value}")
 
 
+@cli.command("export")
+@click.argument("output", type=click.File("w"), default="-")
+def export_state(output: Any) -> None:
+    """Write subscribers, what they follow and the rules version as JSON (a backup)."""
+    settings = _settings()
+    from metwatch.store import open_store
+
+    with _errors():
+        store = open_store(settings.database_url)
+        data = {
+            "format": "metwatch-export/1",
+            "rules_version": store.get_meta("rules_version"),
+            "subscribers": store.export_subscribers(),
+        }
+        store.engine.dispose()
+    json.dump(data, output, indent=2, ensure_ascii=False)
+    output.write("\n")
+
+
+@cli.command("import")
+@click.argument("source", type=click.File("r"))
+def import_state(source: Any) -> None:
+    """Restore subscribers and what they follow from an export."""
+    settings = _settings()
+    from metwatch.store import open_store
+
+    try:
+        data = json.load(source)
+    except json.JSONDecodeError as e:
+        raise click.ClickException(f"not a metwatch export: {e}") from e
+    if not isinstance(data, dict) or data.get("format") != "metwatch-export/1":
+        raise click.ClickException("not a metwatch export (format metwatch-export/1 expected)")
+    with _errors():
+        store = open_store(settings.database_url)
+        count = store.import_subscribers(data["subscribers"])
+        store.engine.dispose()
+    click.echo(f"imported {count} subscribers (exported under rules {data.get('rules_version')})")
+
+
 @cli.group()
 def db() -> None:
     """Database maintenance."""

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -120,3 +121,29 @@ def test_backtest_shows_what_a_rules_change_adds_and_drops(tmp_path: Path) -> No
     assert re.search(r"crime-allocation\s+2 ->\s+1", result.stdout)
     assert "would DROP crime-allocation: THE Metropolitan Police" in result.stdout
     assert "would ADD" not in result.stdout
+
+
+def test_export_then_import_into_a_new_database(tmp_path: Path) -> None:
+    first = {"METWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    from metwatch.store import open_store
+
+    store = open_store(first["METWATCH_DATABASE_URL"])
+    store.subscribe(
+        -100123, ["announced-visits", "met-inspection"], datetime.now(UTC), chat_type="supergroup"
+    )
+    store.subscribe(7, ["met-inspection"], datetime.now(UTC))
+    store.unsubscribe(7, reason="blocked")
+    store.engine.dispose()
+
+    exported = metwatch("export", str(tmp_path / "backup.json"), cwd=tmp_path, **first)
+    assert exported.returncode == 0, exported.stderr
+    second = {"METWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}"}
+    imported = metwatch("import", str(tmp_path / "backup.json"), cwd=tmp_path, **second)
+    assert imported.returncode == 0 and "imported 2 subscribers" in imported.stdout
+
+    restored = open_store(second["METWATCH_DATABASE_URL"])
+    assert restored.follows(-100123) == {"announced-visits", "met-inspection"}
+    assert restored.is_active(-100123) and not restored.is_active(7)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert "not a metwatch export" in metwatch("import", str(bad), cwd=tmp_path, **second).stderr

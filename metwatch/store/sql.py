@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import OperationalError
@@ -437,6 +438,40 @@ class SqlStore:
                     .values(chat_id=new_id)
                     .execution_options(synchronize_session=False)
                 )
+
+    def export_subscribers(self) -> list[dict[str, Any]]:
+        """Subscribers and what they follow, as plain JSON-ready data (backups)."""
+        with self._session() as s:
+            follows: dict[int, list[str]] = {}
+            for sub in s.exec(select(SubscriptionRow).order_by(col(SubscriptionRow.target))):
+                follows.setdefault(sub.chat_id, []).append(sub.target)
+            return [
+                {
+                    "chat_id": r.chat_id, "chat_type": r.chat_type, "title": r.title,
+                    "active": r.active, "created_at": r.created_at.isoformat(),
+                    "deactivated_reason": r.deactivated_reason,
+                    "follows": follows.get(r.chat_id, []),
+                }
+                for r in s.exec(select(SubscriberRow).order_by(col(SubscriberRow.chat_id)))
+            ]  # fmt: skip
+
+    def import_subscribers(self, records: Iterable[dict[str, Any]]) -> int:
+        """Restore subscribers from ``export_subscribers`` data; existing chats are updated."""
+        count = 0
+        with self._session() as s:
+            for rec in records:
+                row = s.get(SubscriberRow, rec["chat_id"]) or SubscriberRow(
+                    chat_id=rec["chat_id"], created_at=datetime.fromisoformat(rec["created_at"])
+                )
+                row.chat_type, row.title = rec.get("chat_type", "private"), rec.get("title")
+                row.active = rec.get("active", True)
+                row.deactivated_reason = rec.get("deactivated_reason")
+                s.add(row)
+                for target in rec.get("follows", []):
+                    if s.get(SubscriptionRow, (row.chat_id, target)) is None:
+                        s.add(SubscriptionRow(chat_id=row.chat_id, target=target))
+                count += 1
+        return count
 
     # -- outbox ----------------------------------------------------------------------
 
