@@ -1,0 +1,67 @@
+"""Several instances sharing PostgreSQL: every due source is claimed by exactly one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from metwatch.models import SourceSpec
+from metwatch.store import open_store
+
+SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    admin = create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    name = f"metwatch_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as e:
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432: {e.orig}")
+    try:
+        yield f"{SERVER}/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_instances_never_claim_the_same_source(pg_url: str) -> None:
+    instances = [open_store(pg_url) for _ in range(4)]
+    specs = [
+        SourceSpec(f"s{n}", f"S{n}", "feed", f"http://127.0.0.1:9/{n}", 300) for n in range(50)
+    ]
+    instances[0].sync_sources(specs, lambda s: NOW - timedelta(seconds=1))
+
+    def claim(n: int) -> list[str]:
+        got: list[str] = []
+        for _ in range(5):
+            got += [s.id for s in instances[n].claim_due_sources(NOW, limit=20)]
+        return got
+
+    with ThreadPoolExecutor(4) as pool:
+        claimed = [sid for ids in pool.map(claim, range(4)) for sid in ids]
+
+    assert sorted(claimed) == sorted(s.id for s in specs)  # each exactly once
+    assert instances[1].claim_due_sources(NOW) == []  # leased: nothing due any more
+    for store in instances:
+        store.engine.dispose()
+
+
+def test_schema_and_outbox_work_on_postgres(pg_url: str) -> None:
+    store = open_store(pg_url)
+    store.subscribe(-1001234567890, ["met-inspection"], NOW, chat_type="supergroup")
+    assert store.follows(-1001234567890) == {"met-inspection"}
+    assert store.ping()
+    store.engine.dispose()
