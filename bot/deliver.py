@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.pause import ChatPaused
 from bot.render import render_story
 from metwatch.errors import (
     ChatMoved,
@@ -84,7 +85,8 @@ class Deliverer:
         except RateLimited as e:
             self._retry(d, str(e), e.retry_after)
             report.retried += 1
-            report.rate_limited += 1
+            if not isinstance(e, ChatPaused):
+                report.rate_limited += 1
             return False
         except RecipientGone as e:
             log.warning("chat %s is gone, deactivating: %s", d.chat_id, e)

@@ -1,40 +1,76 @@
-"""Telegram command handlers: what subscribers and admins can say to the bot.
+"""Telegram command handlers: what subscribers can say to the bot, and the follow buttons.
 
-Subscriber commands: /start (follow every topic), /stop, /help, /findings.
-Admin commands (chat ids from settings only): /status. Handlers only read and
-write subscriptions through the store; delivery is ``bot.deliver``'s job.
-Every piece of text from the rules file or feeds is escaped.
+Subscriber commands: /start (follow every topic, show the follow buttons), /findings,
+/follow ID, /unfollow ID, /latest, /search WORDS, /pause 30m|24h|2d, /resume,
+/stop, /help. Commands also work as channel posts (a channel's admins post them).
+In groups and channels only the chat's administrators may change what it follows
+(``bot.permissions``). A button press acts on the chat it was pressed in. When
+the bot is removed from a chat or blocked, the chat is unsubscribed. Admin
+commands are ``bot.admin``'s; this class installs them too.
+
+Handlers only read and write subscriptions through the store; delivery is
+``bot.deliver``'s job. Every piece of text from the rules file, feeds or users is
+escaped (``bot.views``).
 """
 
 from __future__ import annotations
 
-import html
+import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
-from telegram import BotCommand, BotCommandScopeChat, Update
-from telegram.ext import Application, CommandHandler, ContextTypes
+from telegram import BotCommand, BotCommandScopeChat, Chat, Message, Update
+from telegram.constants import ChatMemberStatus
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    filters,
+)
 
+from bot import admin, views
+from bot.keyboards import follow_keyboard, parse_follow
+from bot.pause import describe_until, parse_duration
+from bot.permissions import REFUSAL, may_change_follows
 from classifiers.rules import RuleSet
-from metwatch.models import SourceHealth
 from metwatch.ports import Clock
 from metwatch.store import SqlStore
+from metwatch.store.subscribers import pause, resume, search_items, unfollow
 
-HELP = (
-    "<b>metwatch</b> tells you when news coverage reports the inspectorate's findings "
-    "on the Metropolitan Police.\n\n"
-    "/start – follow all tracked findings\n"
-    "/findings – list the tracked findings\n"
-    "/stop – stop all messages\n"
-    "/help – this message"
+log = logging.getLogger(__name__)
+
+LATEST = 5
+SEARCH_LIMIT = 10
+#: (command, how to call it, what it does): the menu and /help are built from this.
+SUBSCRIBER_USAGE = (
+    ("start", "/start", "Follow every tracked finding"),
+    ("findings", "/findings", "Pick the findings to follow"),
+    ("follow", "/follow ID", "Follow one finding or topic by its id"),
+    ("unfollow", "/unfollow ID", "Stop following a finding or topic"),
+    ("latest", "/latest", "The five latest stories"),
+    ("search", "/search WORDS", "Search the stored news"),
+    ("pause", "/pause 24h", "Pause messages (30m, 24h, 2d)"),
+    ("resume", "/resume", "End a pause"),
+    ("stop", "/stop", "Stop all messages"),
+    ("help", "/help", "What this bot does"),
 )
-SUBSCRIBER_COMMANDS = [
-    BotCommand("start", "Follow all tracked findings"),
-    BotCommand("findings", "List the tracked findings"),
-    BotCommand("stop", "Stop all messages"),
-    BotCommand("help", "What this bot does"),
-]
-ADMIN_COMMANDS = [*SUBSCRIBER_COMMANDS, BotCommand("status", "Sources, outbox and rules (admin)")]
+SUBSCRIBER_COMMANDS = [BotCommand(name, text) for name, _, text in SUBSCRIBER_USAGE]
+ADMIN_COMMANDS = [*SUBSCRIBER_COMMANDS, *admin.COMMANDS]
+INTRO = (
+    "<b>metwatch</b> tells you when news coverage reports the inspectorate's findings "
+    "on the Metropolitan Police."
+)
+BAD_BUTTON = "That button is not valid any more. Send /findings for a fresh list."
+_REMOVED = frozenset({ChatMemberStatus.LEFT, ChatMemberStatus.BANNED})
+
+
+def help_text(*, for_admin: bool) -> str:
+    lines = [INTRO, ""] + [f"{usage} – {text}" for _, usage, text in SUBSCRIBER_USAGE]
+    if for_admin:
+        lines += ["", "<b>Admin</b>"] + [f"/{c.command} – {c.description}" for c in admin.COMMANDS]
+    return "\n".join(lines)
 
 
 class BotCommands:
@@ -47,94 +83,227 @@ class BotCommands:
         *,
         admin_ids: Sequence[int],
         clock: Clock,
+        reload: admin.Reload | None = None,
     ) -> None:
         self.store = store
         self.rules = rules
         self.admin_ids = frozenset(admin_ids)
         self.clock = clock
-
-    def install(self, application: Application) -> None:  # type: ignore[type-arg]
-        for name, callback in (
-            ("start", self.start),
-            ("stop", self.stop),
-            ("help", self.help),
-            ("findings", self.findings),
-            ("status", self.status),
-        ):
-            application.add_handler(CommandHandler(name, callback))
-
-    async def register_commands(self, application: Application) -> None:  # type: ignore[type-arg]
-        """Show subscribers their commands; admins (in their own chats) also see /status."""
-        await application.bot.set_my_commands(SUBSCRIBER_COMMANDS)
-        for chat_id in self.admin_ids:
-            await application.bot.set_my_commands(
-                ADMIN_COMMANDS, scope=BotCommandScopeChat(chat_id)
-            )
-
-    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Subscribe the chat to every topic (and so every finding)."""
-        chat = update.effective_chat
-        if chat is None or update.effective_message is None:
-            return
-        topics = [t.id for t in self.rules().topics]
-        self.store.subscribe(chat.id, topics, self.clock(), chat_type=chat.type)
-        n = len(self.rules().findings)
-        await update.effective_message.reply_html(
-            f"Subscribed. You will get one message per new story that reports any of the "
-            f"{n} tracked findings.\nSend /findings to see them, /stop to stop."
+        self.admin = admin.AdminCommands(
+            store, rules, admin_ids=admin_ids, clock=clock, reload=reload
         )
 
+    def install(self, application: Application) -> None:  # type: ignore[type-arg]
+        # Messages and channel posts; an edited old command is not run again.
+        fresh = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+        for name, callback in (
+            ("start", self.start), ("stop", self.stop), ("help", self.help),
+            ("findings", self.findings), ("follow", self.follow),
+            ("unfollow", self.unfollow), ("latest", self.latest), ("search", self.search),
+            ("pause", self.pause), ("resume", self.resume),
+        ):  # fmt: skip
+            application.add_handler(CommandHandler(name, callback, fresh))
+        # Every button press comes here, so a forged one of any shape is answered.
+        application.add_handler(CallbackQueryHandler(self.button))
+        application.add_handler(
+            ChatMemberHandler(self.membership, ChatMemberHandler.MY_CHAT_MEMBER)
+        )
+        self.admin.install(application)
+
+    async def register_commands(self, application: Application) -> None:  # type: ignore[type-arg]
+        """Everyone sees the subscriber commands; admins, in their own chats, also admin ones."""
+        await application.bot.set_my_commands(SUBSCRIBER_COMMANDS)
+        for chat_id in self.admin_ids:
+            try:
+                await application.bot.set_my_commands(
+                    ADMIN_COMMANDS, scope=BotCommandScopeChat(chat_id)
+                )
+            except TelegramError as e:  # e.g. an admin who never talked to the bot
+                log.warning("cannot set admin commands for chat %s: %s", chat_id, e.message)
+
+    # -- subscribing ---------------------------------------------------------------------
+
+    async def _changeable(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> Chat | None:
+        """The chat, when the sender may change what it follows; else refuse politely."""
+        chat, message = update.effective_chat, update.effective_message
+        if chat is None or message is None:
+            return None
+        if await may_change_follows(update, context.bot):
+            return chat
+        await message.reply_text(REFUSAL)
+        return None
+
+    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Subscribe the chat to every topic and show the follow buttons."""
+        chat = await self._changeable(update, context)
+        if chat is None:
+            return
+        rules = self.rules()
+        self.store.subscribe(
+            chat.id, [t.id for t in rules.topics], self.clock(), chat_type=chat.type
+        )
+        keyboard = follow_keyboard(rules, self.store.follows(chat.id))
+        await _message(update).reply_html(views.welcome(rules), reply_markup=keyboard)
+
     async def stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = await self._changeable(update, context)
+        if chat is None:
+            return
+        self.store.unsubscribe(chat.id)
+        await _message(update).reply_text("Unsubscribed. Send /start to subscribe again.")
+
+    async def findings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Every topic and finding with a follow button (anyone may look)."""
         chat = update.effective_chat
         if chat is None or update.effective_message is None:
             return
-        self.store.unsubscribe(chat.id)
-        await update.effective_message.reply_text("Unsubscribed. Send /start to subscribe again.")
+        rules = self.rules()
+        keyboard = follow_keyboard(rules, self.store.follows(chat.id))
+        await _message(update).reply_html(views.findings_list(rules), reply_markup=keyboard)
 
-    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if update.effective_message is not None:
-            await update.effective_message.reply_html(HELP)
+    async def follow(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = await self._changeable(update, context)
+        target = await self._target(update, context, "follow") if chat else None
+        if chat is None or target is None:
+            return
+        self.store.subscribe(chat.id, [target], self.clock(), chat_type=chat.type)
+        title = views.target_title(self.rules(), target)
+        await _message(update).reply_html(f"Following <b>{views.esc(title)}</b>.")
 
-    async def findings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if update.effective_message is None:
+    async def unfollow(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = await self._changeable(update, context)
+        target = await self._target(update, context, "unfollow") if chat else None
+        if chat is None or target is None:
             return
         rules = self.rules()
-        lines = ["<b>Tracked findings</b>"]
-        for f in rules.findings:
-            lines.append(
-                f"• <b>{html.escape(f.title)}</b> (<code>{html.escape(f.id)}</code>)\n"
-                f"  {html.escape(f.description)}"
+        was = unfollow(self.store, chat.id, target)
+        title = views.esc(views.target_title(rules, target))
+        text = (
+            f"No longer following <b>{title}</b>."
+            if was
+            else f"You were not following <b>{title}</b>."
+        )
+        via = self._covering_topic(rules, chat.id, target)
+        if via:
+            text += f"\nYou still get its stories through <b>{views.esc(via)}</b>."
+        await _message(update).reply_html(text)
+
+    async def _target(
+        self, update: Update, context: ContextTypes.DEFAULT_TYPE, command: str
+    ) -> str | None:
+        """The one id argument, when the rules know it; else explain what to send."""
+        rules = self.rules()
+        args = context.args or []
+        if len(args) == 1 and args[0].lower() in rules.follow_targets:
+            return args[0].lower()
+        given = f"I don't know <code>{views.esc(args[0][:60])}</code>. " if args else ""
+        await _message(update).reply_html(
+            f"Sorry, {given}Send <code>/{command} ID</code> with one of: {views.valid_ids(rules)}"
+        )
+        return None
+
+    def _covering_topic(self, rules: RuleSet, chat_id: int, target: str) -> str | None:
+        """The title of a followed topic that still brings ``target``'s stories, if any."""
+        finding = rules.finding(target)
+        if finding is None or finding.topic_id not in self.store.follows(chat_id):
+            return None
+        topic = rules.topic(finding.topic_id)
+        return topic.title if topic else None
+
+    async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A follow button: toggle the follow for the chat it was pressed in."""
+        query = update.callback_query
+        if query is None:
+            return
+        rules = self.rules()
+        target = parse_follow(query.data, rules)
+        if target is None or query.message is None:
+            log.info("refused callback data %r", (query.data or "")[:64])
+            await query.answer(BAD_BUTTON, show_alert=True)
+            return
+        if not await may_change_follows(update, context.bot):
+            await query.answer(REFUSAL, show_alert=True)
+            return
+        chat = query.message.chat
+        answer = self._toggle(rules, chat, target)
+        keyboard = follow_keyboard(rules, self.store.follows(chat.id))
+        try:
+            await query.edit_message_reply_markup(keyboard)
+        except BadRequest as e:
+            if "not modified" not in e.message.lower():
+                log.warning("cannot update the buttons in chat %s: %s", chat.id, e.message)
+        await query.answer(answer)
+
+    def _toggle(self, rules: RuleSet, chat: Chat, target: str) -> str:
+        """Flip the follow; returns the short plain-text answer for the button press."""
+        title = views.shorten(views.target_title(rules, target), 100)
+        if target not in self.store.follows(chat.id):
+            self.store.subscribe(chat.id, [target], self.clock(), chat_type=chat.type)
+            return f"Following: {title}"
+        unfollow(self.store, chat.id, target)
+        via = self._covering_topic(rules, chat.id, target)
+        return f"Unfollowed: {title}" + (f" (still sent through {via})" if via else "")
+
+    async def membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The bot was removed from a chat, or blocked: stop sending there."""
+        change = update.my_chat_member
+        if change is None or change.new_chat_member.status not in _REMOVED:
+            return
+        status = change.new_chat_member.status
+        log.info("bot %s in chat %s: unsubscribing", status, change.chat.id)
+        self.store.unsubscribe(change.chat.id, reason=f"bot {status} in chat")
+
+    # -- pausing -------------------------------------------------------------------------
+
+    async def pause(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = await self._changeable(update, context)
+        if chat is None:
+            return
+        duration = parse_duration("".join(context.args or []))
+        if duration is None:
+            await _message(update).reply_html(
+                "Send <code>/pause 24h</code> (or <code>30m</code>, <code>2d</code>; "
+                "at most 30 days)."
             )
-        await update.effective_message.reply_html("\n".join(lines))
+            return
+        until = self.clock() + duration
+        pause(self.store, chat.id, until)
+        await _message(update).reply_text(
+            f"Paused until {describe_until(until)}. Stories from meanwhile arrive then; "
+            "/resume to get them now."
+        )
 
-    async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Admin only: source health, outbox and rules version."""
+    async def resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = await self._changeable(update, context)
+        if chat is None:
+            return
+        resume(self.store, chat.id)
+        await _message(update).reply_text("Resumed. Anything held back is on its way.")
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
-        message = update.effective_message
-        if chat is None or message is None:
+        if chat is not None and update.effective_message is not None:
+            await _message(update).reply_html(help_text(for_admin=chat.id in self.admin_ids))
+
+    async def latest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.effective_message is not None:
+            stories = self.store.recent_stories(LATEST)
+            await _message(update).reply_html(views.latest(stories))
+
+    async def search(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.effective_message is None:
             return
-        if chat.id not in self.admin_ids:
-            await message.reply_text("Sorry, /status is for the bot's administrators.")
+        words = [w for w in (context.args or []) if w]
+        if not words:
+            await _message(update).reply_html("Send <code>/search words to look for</code>.")
             return
-        await message.reply_html(
-            render_status(self.store.source_health(), self.store.outbox_counts(),
-                          self.rules().version, self.clock())
-        )  # fmt: skip
+        found = search_items(self.store, words, SEARCH_LIMIT)
+        await _message(update).reply_html(views.search_results(words, found))
 
 
-def render_status(
-    health: Sequence[SourceHealth], outbox: dict[str, int], rules_version: str, now: datetime
-) -> str:
-    lines = [f"<b>Rules</b> {html.escape(rules_version)}"]
-    lines.append(
-        "<b>Outbox</b> " + (", ".join(f"{k}: {v}" for k, v in sorted(outbox.items())) or "empty")
-    )
-    lines.append("<b>Sources</b>")
-    for h in health:
-        state = "FAILING" if h.failing else ("ok" if h.error_count == 0 else "retrying")
-        last = f"{h.last_success:%d %b %H:%M}" if h.last_success else "never"
-        line = f"• {html.escape(h.name)} ({html.escape(h.id)}): {state}, last success {last}"
-        if h.last_error:
-            line += f", last error: {html.escape(h.last_error)}"
-        lines.append(line)
-    return "\n".join(lines)
+def _message(update: Update) -> Message:
+    message = update.effective_message
+    assert message is not None  # handlers check before calling
+    return message

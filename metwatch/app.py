@@ -20,6 +20,7 @@ from bot.app import build_application
 from bot.deliver import Deliverer, DrainReport
 from bot.handlers import BotCommands
 from bot.notifier import ConsoleNotifier, TelegramNotifier
+from bot.pause import PauseGate
 from bot.stories import ClusterPolicy
 from classifiers.rules import RuleSet, load_rules
 from metwatch.health import HealthServer, HealthState, Metrics, serve_health
@@ -75,7 +76,10 @@ class Service:
                 syndication_jaccard=settings.cluster_syndication_jaccard,
             ),
         )  # fmt: skip
-        self.deliverer = Deliverer(self.store, self.notifier, clock=self.clock)
+        # PauseGate holds messages for chats that said /pause, until they resume.
+        self.deliverer = Deliverer(
+            self.store, PauseGate(self.notifier, self.store, clock=self.clock), clock=self.clock
+        )
         self.metrics = Metrics()
         self.health = HealthState(
             started=self.clock(),
@@ -85,13 +89,21 @@ class Service:
         self.health_server: HealthServer | None = None
         self.commands = BotCommands(
             self.store, lambda: self.pipeline.rules,
-            admin_ids=settings.admin_chat_ids, clock=self.clock,
+            admin_ids=settings.admin_chat_ids, clock=self.clock, reload=self.reload_rules,
         )  # fmt: skip
         self.pipeline.sync_sources()
         self.store.set_meta("rules_version", self.rules.version)
         self.reloader = RulesReloader(
             settings.rules_path, self.rules, self._use_rules, self.alert_admins
         )
+
+    async def reload_rules(self) -> str:
+        """/reload: re-read the rules file now; one summary line for the admin."""
+        before = self.reloader.current.version
+        summary = await self.reloader.check()
+        if summary is not None:
+            return f"Rules reloaded (version {self.reloader.current.version}): {summary}"
+        return f"Rules unchanged (version {before}); an invalid file is reported separately."
 
     def _use_rules(self, rules: RuleSet) -> None:
         self.pipeline.use_rules(rules)
