@@ -1,11 +1,12 @@
 """Telegram command handlers: what subscribers can say to the bot, and the follow buttons.
 
 Subscriber commands: /start (follow every topic, show the follow buttons), /findings,
-/follow ID, /unfollow ID, /latest, /search WORDS, /pause 30m|24h|2d, /resume,
-/stop, /help. Commands also work as channel posts (a channel's admins post them).
-In groups and channels only the chat's administrators may change what it follows
-(``bot.permissions``). A button press acts on the chat it was pressed in. When
-the bot is removed from a chat or blocked, the chat is unsubscribed. Admin
+/follow ID, /unfollow ID, /latest, /search WORDS, /stop, /help, and the delivery
+preferences /pause, /resume, /quiet and /mode (``bot.preferences``). Commands
+also work as channel posts (a channel's admins post them). In groups and channels
+only the chat's administrators may change what it follows (``bot.permissions``).
+A button press acts on the chat it was pressed in. When the bot is removed from
+a chat or blocked, the chat is unsubscribed. Admin
 commands are ``bot.admin``'s; this class installs them too.
 
 Handlers only read and write subscriptions through the store; delivery is
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from zoneinfo import ZoneInfo
 
 from telegram import BotCommand, BotCommandScopeChat, Chat, Message, Update
 from telegram.constants import ChatMemberStatus
@@ -30,16 +32,16 @@ from telegram.ext import (
     filters,
 )
 
-from bot import admin, views
+from bot import admin, preferences, views
 from bot.keyboards import follow_keyboard, parse_follow
-from bot.pause import describe_until, parse_duration
 from bot.permissions import REFUSAL, may_change_follows
 from classifiers.rules import RuleSet
 from metwatch.ports import Clock
 from metwatch.store import SqlStore
-from metwatch.store.subscribers import pause, resume, search_items, unfollow
+from metwatch.store.subscribers import search_items, unfollow
 
 log = logging.getLogger(__name__)
+UTC_ZONE = ZoneInfo("UTC")
 
 LATEST = 5
 SEARCH_LIMIT = 10
@@ -51,8 +53,7 @@ SUBSCRIBER_USAGE = (
     ("unfollow", "/unfollow ID", "Stop following a finding or topic"),
     ("latest", "/latest", "The five latest stories"),
     ("search", "/search WORDS", "Search the stored news"),
-    ("pause", "/pause 24h", "Pause messages (30m, 24h, 2d)"),
-    ("resume", "/resume", "End a pause"),
+    *preferences.USAGE,
     ("stop", "/stop", "Stop all messages"),
     ("help", "/help", "What this bot does"),
 )
@@ -84,11 +85,15 @@ class BotCommands:
         admin_ids: Sequence[int],
         clock: Clock,
         reload: admin.Reload | None = None,
+        tz: ZoneInfo = UTC_ZONE,
     ) -> None:
         self.store = store
         self.rules = rules
         self.admin_ids = frozenset(admin_ids)
         self.clock = clock
+        self.preferences = preferences.PreferenceCommands(
+            store, clock=clock, tz=tz, gate=self._changeable
+        )
         self.admin = admin.AdminCommands(
             store, rules, admin_ids=admin_ids, clock=clock, reload=reload
         )
@@ -100,7 +105,7 @@ class BotCommands:
             ("start", self.start), ("stop", self.stop), ("help", self.help),
             ("findings", self.findings), ("follow", self.follow),
             ("unfollow", self.unfollow), ("latest", self.latest), ("search", self.search),
-            ("pause", self.pause), ("resume", self.resume),
+            *self.preferences.handlers(),
         ):  # fmt: skip
             application.add_handler(CommandHandler(name, callback, fresh))
         # Every button press comes here, so a forged one of any shape is answered.
@@ -252,33 +257,6 @@ class BotCommands:
         status = change.new_chat_member.status
         log.info("bot %s in chat %s: unsubscribing", status, change.chat.id)
         self.store.unsubscribe(change.chat.id, reason=f"bot {status} in chat")
-
-    # -- pausing -------------------------------------------------------------------------
-
-    async def pause(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat = await self._changeable(update, context)
-        if chat is None:
-            return
-        duration = parse_duration("".join(context.args or []))
-        if duration is None:
-            await _message(update).reply_html(
-                "Send <code>/pause 24h</code> (or <code>30m</code>, <code>2d</code>; "
-                "at most 30 days)."
-            )
-            return
-        until = self.clock() + duration
-        pause(self.store, chat.id, until)
-        await _message(update).reply_text(
-            f"Paused until {describe_until(until)}. Stories from meanwhile arrive then; "
-            "/resume to get them now."
-        )
-
-    async def resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat = await self._changeable(update, context)
-        if chat is None:
-            return
-        resume(self.store, chat.id)
-        await _message(update).reply_text("Resumed. Anything held back is on its way.")
 
     # -- reading -------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 from metwatch.models import Match, Story, StoryLink
 
@@ -78,6 +80,46 @@ def _compose(story: Story, quote_limit: int, max_links: int) -> str:
     if first is not None and first.url:
         lines += ["", f'<a href="{esc(first.url)}">Read the article</a>']
     return "\n".join(lines)
+
+
+def render_digest(stories: Sequence[Story], tz: ZoneInfo, *, limit: int = TELEGRAM_LIMIT) -> str:
+    """One message for a digest chat: the stories since the last digest, by finding.
+
+    A story that reports several findings is listed under each of them; the
+    list is cut, with "+N more", to fit ``limit``.
+    """
+    by_finding: dict[str, list[Story]] = {}
+    titles: dict[str, str] = {}
+    for story in stories:
+        for m in story.matches:
+            by_finding.setdefault(m.finding_id, []).append(story)
+            titles[m.finding_id] = m.title
+    day = max((s.first_seen for s in stories), default=None)
+    when = f" – {day.astimezone(tz):%d %b %Y}" if day else ""
+    head = (
+        f"<b>metwatch digest{when}</b>: {len(stories)} stor{'y' if len(stories) == 1 else 'ies'}"
+    )
+    body: list[str] = []
+    for finding_id, members in by_finding.items():
+        body += ["", f"<b>{esc(titles[finding_id])}</b>"]
+        body += [f"• {_headline_link(s)}" for s in members]
+    lines = [head]
+    for n, line in enumerate(body):
+        # Whole lines only, so a tag is never cut; leave room for the "more" line.
+        if len("\n".join([*lines, line])) > limit - 40:
+            lines.append(f"… +{len(body) - n} more lines")
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _headline_link(story: Story) -> str:
+    first = story.links[0] if story.links else None
+    headline = _quote(story.headline, 150)
+    if first is not None and first.url and first.url.startswith(("http://", "https://")):
+        headline = f'<a href="{esc(first.url)}">{headline}</a>'
+    outlets = sorted({link.outlet for link in story.links})
+    return f"{headline} ({esc(', '.join(outlets))})"
 
 
 def plain_text(message_html: str) -> str:

@@ -20,7 +20,6 @@ from bot.app import build_application
 from bot.deliver import Deliverer, DrainReport
 from bot.handlers import BotCommands
 from bot.notifier import ConsoleNotifier, TelegramNotifier
-from bot.pause import PauseGate
 from bot.stories import ClusterPolicy
 from classifiers.rules import RuleSet, load_rules
 from metwatch.health import HealthServer, HealthState, Metrics, serve_health
@@ -76,10 +75,7 @@ class Service:
                 syndication_jaccard=settings.cluster_syndication_jaccard,
             ),
         )  # fmt: skip
-        # PauseGate holds messages for chats that said /pause, until they resume.
-        self.deliverer = Deliverer(
-            self.store, PauseGate(self.notifier, self.store, clock=self.clock), clock=self.clock
-        )
+        self.deliverer = Deliverer(self.store, self.notifier, clock=self.clock, tz=settings.zone)
         self.metrics = Metrics()
         self.health = HealthState(
             started=self.clock(),
@@ -90,6 +86,7 @@ class Service:
         self.commands = BotCommands(
             self.store, lambda: self.pipeline.rules,
             admin_ids=settings.admin_chat_ids, clock=self.clock, reload=self.reload_rules,
+            tz=settings.zone,
         )  # fmt: skip
         self.pipeline.sync_sources()
         self.store.set_meta("rules_version", self.rules.version)

@@ -227,6 +227,21 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatPrefs:
+    """How and when one chat wants its messages (/pause, /quiet, /mode)."""
+
+    paused_until: datetime | None = None
+    #: Local "HH:MM" bounds of the quiet hours, or None.
+    quiet_start: str | None = None
+    quiet_end: str | None = None
+    #: "instant" or "digest".
+    mode: str = "instant"
+    #: Local hour of the daily digest.
+    digest_hour: int = 8
+    last_digest_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SourceHealth:
     """What ``metwatch sources`` and the admin ``/status`` show for one source."""
 

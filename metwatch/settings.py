@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -99,6 +100,10 @@ class Settings(BaseSettings):
     cluster_syndication_jaccard: float = Field(
         default=0.8, ge=0, le=1, description="Shingle resemblance above which text is a copy."
     )
+    timezone: str = Field(
+        default="Europe/London",
+        description="Local time zone for quiet hours, digests and times shown to subscribers.",
+    )
     health_host: str = Field(
         default="127.0.0.1", description="Address of the /healthz and /metrics endpoint."
     )
@@ -121,6 +126,21 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return [value]
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/London)"
+            ) from e
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def token(self) -> str | None:

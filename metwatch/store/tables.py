@@ -100,6 +100,15 @@ class SubscriberRow(SQLModel, table=True):
     active: bool = True
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     deactivated_reason: str | None = None
+    #: /pause: nothing is sent before this time.
+    paused_until: datetime | None = Field(default=None, sa_column=_utc())
+    #: /quiet: local "HH:MM" times between which messages are held.
+    quiet_start: str | None = None
+    quiet_end: str | None = None
+    #: /mode: "instant", or "digest" (one message a day at ``digest_hour`` local time).
+    mode: str = "instant"
+    digest_hour: int = 8
+    last_digest_at: datetime | None = Field(default=None, sa_column=_utc())
 
 
 class SubscriptionRow(SQLModel, table=True):

@@ -19,7 +19,6 @@ from bot.app import build_application
 from bot.deliver import Deliverer
 from bot.handlers import BotCommands
 from bot.notifier import TelegramNotifier
-from bot.pause import PauseGate
 from classifiers.rules import RuleSet
 from metwatch.models import Classified, Evidence, Item, Match
 from metwatch.store import SqlStore, open_store
@@ -87,8 +86,7 @@ async def running_bot(
     commands = BotCommands(store, lambda: rules, admin_ids=[ADMIN], clock=clock, reload=reload)
     app = build_application(emu.token, emu.base_url)
     commands.install(app)
-    gate = PauseGate(TelegramNotifier(app.bot), store, clock=clock)
-    deliverer = Deliverer(store, gate, clock=clock)
+    deliverer = Deliverer(store, TelegramNotifier(app.bot), clock=clock)
     async with app:
         await commands.register_commands(app)
         await app.start()
@@ -262,11 +260,11 @@ async def test_search_needs_every_word_any_case_newest_first(bot: Running) -> No
 async def test_a_paused_chat_gets_nothing_until_it_resumes(bot: Running) -> None:
     await bot.say(CHAT, "/start")
     reply = await bot.say(CHAT, "/pause 24h")
-    assert reply.text.startswith("Paused until 16 Aug 2024 12:00 UTC")
+    assert reply.text.startswith("Paused until 16 Aug 2024 12:00 (UTC)")
     flag_story(bot.store, "p1", "Met inspection report", NOW)
 
     report = await bot.deliverer.drain()
-    assert (report.sent, report.retried) == (0, 1)
+    assert (report.sent, report.held) == (0, 1)
     assert len(bot.emu.messages(CHAT)) == 2  # welcome and pause reply only
     assert await bot.deliverer.drain() == type(report)()  # held, not retried in a loop
 
