@@ -303,6 +303,26 @@ def sources() -> None:
             click.echo(f"    last error ({h.error_count} in a row): {h.last_error}")
 
 
+@cli.command()
+@click.option("--limit", default=10, show_default=True, help="How many stories.")
+def stories(limit: int) -> None:
+    """Recent stories with their outlets and findings, newest first."""
+    settings = _settings()
+    from metwatch.store import open_store
+
+    with _errors():
+        store = open_store(settings.database_url)
+        recent = store.recent_stories(limit)
+        store.engine.dispose()
+    if not recent:
+        click.echo("no stories yet")
+    for story in recent:
+        click.echo(f"#{story.id}  {story.headline}")
+        click.echo(f"    first seen {_when(story.first_seen)}, revision {story.revision}")
+        click.echo(f"    outlets: {', '.join(link.outlet for link in story.links)}")
+        click.echo(f"    findings: {', '.join(sorted(story.finding_ids)) or '(topic only)'}")
+
+
 def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "never"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer, closed_port_url
+from watchers.article import article_from_text
 
 SEED_002 = ROOT / "seeds" / "002_e1ad28f5b1d59acf.txt"
 
@@ -147,3 +148,31 @@ def test_export_then_import_into_a_new_database(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert "not a metwatch export" in metwatch("import", str(bad), cwd=tmp_path, **second).stderr
+
+
+def test_stories_lists_outlets_and_findings(tmp_path: Path) -> None:
+    db = {"METWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}"}
+    assert "no stories yet" in metwatch("stories", cwd=tmp_path, **db).stdout
+    from classifiers.rules import load_rules
+    from metwatch.models import SourceSpec
+    from metwatch.pipeline import Pipeline
+    from metwatch.store import open_store
+
+    store = open_store(db["METWATCH_DATABASE_URL"])
+    pipeline = Pipeline(
+        store, None, load_rules(ROOT / "watch-rules.yaml"), clock=lambda: datetime.now(UTC)
+    )  # type: ignore[arg-type]
+    for name, outlet in (
+        ("001_eb7dfda9019dc2e2.txt", "Morning Star"),
+        ("004_b5d8470313265fe5.txt", "Daily Mail"),
+    ):
+        entry = article_from_text((ROOT / "seeds" / name).read_text())
+        pipeline.ingest(
+            SourceSpec(outlet.lower().replace(" ", "-"), outlet, "feed", "file:", 3600), [entry]
+        )
+    store.engine.dispose()
+
+    out = metwatch("stories", cwd=tmp_path, **db).stdout
+    assert out.count("#1 ") == 1 and "#2" not in out
+    assert "outlets: Morning Star, Daily Mail" in out
+    assert "no-prevention-strategy" in out and "iic-nfa-rate" in out

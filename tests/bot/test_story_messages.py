@@ -127,3 +127,24 @@ def test_story_from_the_store_round_trips(db_url: str, rules: RuleSet, tmp_path:
     assert 2 <= len(story.summary) <= 3
     source = " ".join((SEEDS / META[4]["file"]).read_text().split())
     assert all(s in source for s in story.summary)
+
+
+async def test_a_late_subscriber_gets_the_story_as_it_stands(
+    bot_api: BotApiEmulator, bot: Bot, db_url: str, rules: RuleSet
+) -> None:
+    store = open_store(db_url)
+    store.subscribe(CHAT, ["met-inspection"], NOW)
+    pipeline = _pipeline(store, rules)
+    deliverer = Deliverer(store, TelegramNotifier(bot), clock=lambda: NOW)
+    _ingest_seed(pipeline, 1)
+    await deliverer.drain()
+
+    late = CHAT + 1
+    store.subscribe(late, ["met-inspection"], NOW)
+    _ingest_seed(pipeline, 2)
+    await deliverer.drain()
+
+    assert len(bot_api.messages(CHAT)) == 1 and len(bot_api.messages(CHAT)[0].edits) == 1
+    latest = bot_api.messages(late)
+    assert len(latest) == 1  # the whole story in one new message, not an edit
+    assert latest[0].text == bot_api.messages(CHAT)[0].text
