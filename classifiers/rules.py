@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote_plus
 
+from cssselect import HTMLTranslator, SelectorError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
@@ -74,7 +75,7 @@ class FindingSpec(_Strict):
 class SourceEntry(_Strict):
     id: Id = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,59}$")
     name: str = Field(min_length=1)
-    kind: Literal["feed", "search", "page"] = "feed"
+    kind: Literal["feed", "search", "page", "sitemap"] = "feed"
     url: str = Field(pattern=r"^https?://")
     query: str | None = None
     link_selector: str | None = None
@@ -157,6 +158,15 @@ class RuleSet:
     def follow_targets(self) -> frozenset[str]:
         """Ids a subscriber may follow: every topic and every finding."""
         return frozenset([t.id for t in self.topics] + [f.id for f in self.findings])
+
+
+def selector_problem(selector: str) -> str | None:
+    """Why a page source's CSS selector is invalid, or None (checked at load time)."""
+    try:
+        HTMLTranslator().css_to_xpath(selector)
+    except SelectorError as e:
+        return f"invalid CSS selector {selector!r}: {e}"
+    return None
 
 
 def load_rules(path: str | Path) -> RuleSet:
@@ -377,9 +387,16 @@ class _Compiler:
                     ["sources", self.doc.sources.index(spec)],
                 )
             url = url.replace("{query}", quote_plus(spec.query or ""))
+        where: list[int | str] = ["sources", self.doc.sources.index(spec)]
         if spec.kind == "page" and not spec.link_selector:
             self.error(
-                f"page source {spec.id!r} needs a 'link_selector' (CSS) for article links",
-                ["sources", self.doc.sources.index(spec)],
+                f"page source {spec.id!r} needs a 'link_selector' (CSS) for article links", where
             )
+        elif spec.kind != "page" and spec.link_selector:
+            self.error(
+                f"'link_selector' is only read for page sources, not {spec.kind!r} ones",
+                [*where, "link_selector"], hint="remove it or set 'kind: page'",
+            )  # fmt: skip
+        elif spec.link_selector and (problem := selector_problem(spec.link_selector)):
+            self.error(problem, [*where, "link_selector"])
         return SourceSpec(spec.id, spec.name, spec.kind, url, spec.interval, spec.link_selector)

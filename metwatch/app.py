@@ -67,6 +67,8 @@ class Service:
             self.store, self.fetcher, self.rules, clock=self.clock,
             failure_threshold=settings.failure_threshold,
             max_backoff=settings.max_backoff_seconds, alert_admins=self.alert_admins,
+            allow_private=settings.allow_private_addresses,
+            fulltext_min_chars=settings.fulltext_min_chars,
             cluster_policy=ClusterPolicy(
                 window_days=settings.cluster_window_days,
                 min_similarity=settings.cluster_min_similarity,

@@ -20,7 +20,7 @@ class SourceSpec:
     id: str
     #: Human name shown to subscribers and admins (the outlet).
     name: str
-    #: What kind of watcher reads it: ``feed``, ``search`` or ``page``.
+    #: What kind of watcher reads it: ``feed``, ``search``, ``page`` or ``sitemap``.
     kind: str
     #: The URL fetched (for ``search``, already built from the query).
     url: str

@@ -1,7 +1,11 @@
 """The orchestrator: the only place where the stages meet I/O.
 
-    claim due sources ─▶ fetch ─▶ parse ─▶ normalise ─▶ store (new only)
-        ─▶ classify ─▶ cluster ─▶ store matches + story + outbox (one transaction)
+    claim due sources ─▶ fetch ─▶ parse (feed, listing page or sitemap) ─▶ normalise
+        ─▶ store (new only) ─▶ full text (new teaser-only items) ─▶ classify ─▶ cluster
+        ─▶ store matches + story + outbox (one transaction)
+
+Only items new to the store reach the full-text step, so each article page is
+fetched at most once; a page that fails leaves the item with its feed text.
 
 Each source's poll returns a ``PollResult`` whose value is the outcome, None
 (not modified) or the ``SourceError``: one broken source never stops a tick.
@@ -13,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from bot.stories import (
     DEFAULT_POLICY,
@@ -32,7 +36,9 @@ from classifiers.rules import RuleSet
 from metwatch.errors import FetchError, SourceError
 from metwatch.models import (
     Classified,
+    FetchResult,
     Item,
+    ParsedFeed,
     PollOutcome,
     RawEntry,
     SourceSpec,
@@ -43,13 +49,25 @@ from metwatch.models import (
 from metwatch.ports import Clock
 from metwatch.store import SqlStore
 from watchers import schedule
+from watchers.addresses import ensure_public
 from watchers.fetch import Fetcher
-from watchers.normalise import normalise
+from watchers.fulltext import fetch_article, fetch_full_text, needs_full_text
+from watchers.normalise import normalise, normalise_unicode
+from watchers.pages import links_from_listing
 from watchers.parse import parse_feed
+from watchers.sitemaps import parse_sitemap
 
 log = logging.getLogger(__name__)
 
 AdminAlert = Callable[[str], Awaitable[None]]
+
+#: A sitemap index is read through this many of its newest child sitemaps (the
+#: rest are archives), and not recursively.
+SITEMAP_CHILDREN = 2
+#: Newest entries kept from one sitemap poll: a plain sitemap lists the whole
+#: site, and each new entry costs an article fetch.
+SITEMAP_MAX_ENTRIES = 100
+_UNDATED = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +91,8 @@ class Pipeline:
         max_backoff: int = 6 * 3600,
         alert_admins: AdminAlert | None = None,
         cluster_policy: ClusterPolicy = DEFAULT_POLICY,
+        allow_private: bool = False,
+        fulltext_min_chars: int = 0,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
@@ -82,6 +102,10 @@ class Pipeline:
         self.max_backoff = max_backoff
         self.alert_admins = alert_admins
         self.cluster_policy = cluster_policy
+        #: Let article and child-sitemap fetches reach non-public addresses (tests).
+        self.allow_private = allow_private
+        #: New items with less text than this get their article page; 0 = never.
+        self.fulltext_min_chars = fulltext_min_chars
         self.last_tick: datetime | None = None
 
     def use_rules(self, rules: RuleSet) -> None:
@@ -117,8 +141,10 @@ class Pipeline:
                     next_poll=schedule.after_success(now, spec.interval, fetched.wait_hint),
                 )  # fmt: skip
                 return PollResult(spec.id, None)
-            parsed = parse_feed(fetched.content, fetched.final_url, fetched.content_type)
-            outcome = self.ingest(spec, parsed.entries)
+            parsed = await self._read(spec, fetched)
+            new_items, entries, now = self._add_new(spec, parsed.entries)
+            new_items = await self._with_full_text(new_items, entries)
+            outcome = self._classify_new(spec, new_items, now)
         except SourceError as e:
             e.source_id = spec.id
             await self._record_failure(spec, state, e)
@@ -140,10 +166,84 @@ class Pipeline:
         return PollResult(spec.id, outcome)
 
     def ingest(self, spec: SourceSpec, entries: Sequence[RawEntry]) -> PollOutcome:
-        """normalise -> keep new -> classify -> cluster -> store with outbox rows."""
+        """normalise -> keep new -> classify -> cluster -> store with outbox rows.
+
+        No network: the full-text step is only part of ``poll``.
+        """
+        new_items, _, now = self._add_new(spec, entries)
+        return self._classify_new(spec, new_items, now)
+
+    async def _read(self, spec: SourceSpec, fetched: FetchResult) -> ParsedFeed:
+        """The fetched body as entries, read according to the source's kind."""
+        if spec.kind == "page":
+            links = links_from_listing(
+                fetched.content, fetched.final_url, spec.link_selector or "",
+                fetched.content_type,
+            )  # fmt: skip
+            return ParsedFeed(tuple(links))
+        if spec.kind == "sitemap":
+            return ParsedFeed(await self._sitemap_entries(fetched))
+        return parse_feed(fetched.content, fetched.final_url, fetched.content_type)
+
+    async def _sitemap_entries(self, fetched: FetchResult) -> tuple[RawEntry, ...]:
+        sitemap = parse_sitemap(fetched.content, fetched.final_url)
+        entries = list(sitemap.entries)
+        for url in sitemap.children[:SITEMAP_CHILDREN]:
+            # Child URLs come from the document, not from the rules file.
+            await ensure_public(url, allow_private=self.allow_private)
+            child = await self.fetcher.fetch(url)
+            entries += parse_sitemap(child.content, child.final_url).entries
+        entries.sort(key=lambda e: e.published or _UNDATED, reverse=True)
+        return tuple(entries[:SITEMAP_MAX_ENTRIES])
+
+    def _add_new(
+        self, spec: SourceSpec, entries: Sequence[RawEntry]
+    ) -> tuple[list[Item], dict[str, RawEntry], datetime]:
+        """normalise -> store; the new items, the entry each came from, and now."""
         now = self.clock()
-        items = _unique([normalise(e, spec, now) for e in entries])
-        new_items = self.store.add_items(items, now)
+        pairs = [(normalise(e, spec, now), e) for e in entries]
+        items = _unique([item for item, _ in pairs])
+        entry_of: dict[str, RawEntry] = {}
+        for item, entry in pairs:
+            entry_of.setdefault(item.id, entry)  # first occurrence wins, as in _unique
+        return self.store.add_items(items, now), entry_of, now
+
+    async def _with_full_text(self, items: list[Item], entries: dict[str, RawEntry]) -> list[Item]:
+        """New teaser-only items with their article's main text (the Fetcher's limits
+        keep this polite; items whose page fails keep their feed text)."""
+        if self.fulltext_min_chars <= 0:
+            return items
+        return list(await asyncio.gather(*(self._full_text(i, entries[i.id]) for i in items)))
+
+    async def _full_text(self, item: Item, entry: RawEntry) -> Item:
+        link = entry.link
+        if link is None or not needs_full_text(entry, self.fulltext_min_chars):
+            return item
+        private, cap = self.allow_private, self.fetcher.max_bytes
+        title, body = item.title, None
+        try:
+            if entry.title.strip():
+                body = await fetch_full_text(
+                    self.fetcher, link, allow_private=private, max_bytes=cap
+                )
+            elif page := await fetch_article(
+                self.fetcher, link, allow_private=private, max_bytes=cap
+            ):
+                # A plain sitemap gives links only: the page has the headline.
+                title, body = normalise_unicode(page.title) or title, page.content
+        except SourceError as e:
+            log.warning("no full text for item %s: %s", item.id, e)
+            return item
+        if not body:
+            return item
+        body = normalise_unicode(body)
+        # content_hash stays the feed's, so the next poll of the same entry is not
+        # taken for an edit that would put the teaser back.
+        self.store.set_item_text(item.id, title=title, body=body)
+        return replace(item, title=title, body=body)
+
+    def _classify_new(self, spec: SourceSpec, new_items: list[Item], now: datetime) -> PollOutcome:
+        """classify -> cluster -> store with outbox rows, for items new to the store."""
         flagged: list[Classified] = []
         for item in new_items:
             classified = Classified(item, match_item(item, self.rules))

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         default=False,
         description="Let article fetches reach loopback/private addresses (tests only).",
     )
+    fulltext_min_chars: int = Field(
+        default=400,
+        ge=0,
+        description="A new item with less text than this (and a link) gets its article "
+        "page fetched once for the full text; 0 turns this off.",
+    )
     cluster_window_days: float = Field(
         default=3.0,
         gt=0,

@@ -32,6 +32,13 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
+@pytest.fixture(autouse=True)
+def _no_full_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test feeds link to example.com: fetching those pages would leave loopback.
+    Tests of the full-text step turn it on explicitly."""
+    monkeypatch.setenv("METWATCH_FULLTEXT_MIN_CHARS", "0")
+
+
 @pytest.fixture(scope="session")
 def rules() -> RuleSet:
     return load_rules(RULES_PATH)

@@ -231,6 +231,17 @@ class SqlStore:
                 new.append(item)
         return new
 
+    def set_item_text(self, item_id: str, *, title: str, body: str) -> None:
+        """Replace a stored item's title and body (its article page's full text).
+
+        ``content_hash`` is left as the feed gave it, so polling the same entry
+        again is not taken for an edit.
+        """
+        with self._session() as s:
+            row = s.get(ItemRow, item_id)
+            if row is not None:
+                row.title, row.body = title, body
+
     def iter_items(self, since: datetime | None = None, batch: int = 500) -> Iterator[Item]:
         """Every stored item (seen since ``since``), oldest first, read in batches."""
         offset = 0

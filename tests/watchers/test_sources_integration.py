@@ -1,0 +1,95 @@
+"""Page and sitemap sources and the full-text step, through the real pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from classifiers.rules import load_rules
+from metwatch.errors import RulesError
+from metwatch.pipeline import Pipeline
+from metwatch.store import open_store
+from tests.rules_for_tests import write_rules
+from tests.support.feed_server import FeedServer
+from tests.support.feeds import FeedItem, rss
+from tests.watchers.test_fulltext import ARTICLE_HTML, NOISE
+from tests.watchers.test_pages import LISTING_HTML, SELECTOR
+from watchers.fetch import Fetcher
+
+NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
+REPORT = "/news/london/news/2024/august/response-to-hmicfrs-peel-report/"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=2, follow_redirects=True, max_redirects=5) as c:
+        yield c
+
+
+def _serve_site(server: FeedServer) -> None:
+    # Every link local: a test must not look up outside names.
+    listing = LISTING_HTML.replace("https://news.met.police.uk/news/", "/")
+    server.serve("/news/london/", listing, content_type="text/html")
+    for path in (REPORT, "/news/london/2024/august/man-charged-hackney/", "/appeal-e1-2024",
+                 "/officer-dismissed/", "/articles/plain", "/articles/teaser"):  # fmt: skip
+        server.serve(path, ARTICLE_HTML, content_type="text/html")
+    server.serve("/sitemap-index.xml", f"""<sitemapindex
+        xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+        <sitemap><loc>{server.url("/sitemap-old.xml")}</loc><lastmod>2023-01-01</lastmod></sitemap>
+        <sitemap><loc>{server.url("/sitemap-new.xml")}</loc><lastmod>2024-08-15</lastmod></sitemap>
+        </sitemapindex>""", content_type="application/xml")  # fmt: skip
+    server.serve("/sitemap-new.xml", f"""<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+        <url><loc>{server.url("/articles/plain")}</loc><lastmod>2024-08-15</lastmod></url>
+        </urlset>""", content_type="application/xml")  # fmt: skip
+    server.serve("/sitemap-old.xml", "<urlset/>", content_type="application/xml")
+    server.serve("/feed.xml", rss([FeedItem(title="Met criticised", guid="t",
+                                            link=server.url("/articles/teaser"))]))  # fmt: skip
+
+
+async def test_page_sitemap_and_teaser_sources_get_full_text_once(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    _serve_site(feed_server)
+    rules = load_rules(write_rules(tmp_path, [
+        {"id": "met-news", "name": "Met", "kind": "page", "interval": 300,
+         "url": feed_server.url("/news/london/"), "link_selector": SELECTOR},
+        {"id": "courier", "name": "Courier", "kind": "sitemap", "interval": 300,
+         "url": feed_server.url("/sitemap-index.xml")},
+        {"id": "feed", "name": "Feed", "interval": 300, "url": feed_server.url("/feed.xml")},
+    ]))  # fmt: skip
+    fetcher = Fetcher(client, max_bytes=1_000_000)
+    pipeline = Pipeline(open_store(db_url), fetcher, rules, clock=lambda: NOW,
+                        allow_private=True, fulltext_min_chars=400)  # fmt: skip
+    pipeline.sync_sources()
+
+    first = {r.source_id: r.value for r in await pipeline.tick(everything=True)}
+    second = {r.source_id: r.value for r in await pipeline.tick(everything=True)}
+
+    items = {i.url: i for o in first.values() if o and not isinstance(o, Exception)
+             for i in o.new_items}  # fmt: skip
+    assert len(items) == 6, first  # 4 listing links, 1 from the sitemap, 1 from the feed
+    plain = items[feed_server.url("/articles/plain")]
+    assert plain.title.startswith("Met Police failing")  # from the page: the sitemap has none
+    for url in (feed_server.url(REPORT), feed_server.url("/articles/teaser")):
+        assert "announced in advance" in items[url].body
+        assert not any(n in items[url].body for n in NOISE)
+    assert all(o is None or o.new_items == () for o in second.values())  # type: ignore[union-attr]
+    for path in (REPORT, "/articles/plain", "/articles/teaser"):
+        assert feed_server.hits(path) == 1, path  # fetched once, not again on the second poll
+    assert feed_server.hits("/sitemap-old.xml") == 2  # both children read on each poll
+    stored = {i.url: i for i in pipeline.store.iter_items()}
+    assert "announced in advance" in stored[feed_server.url("/articles/teaser")].body
+
+
+def test_rules_check_names_a_bad_selector(tmp_path: Path) -> None:
+    page = {"id": "p", "name": "P", "kind": "page", "url": "https://x.example/"}
+    path = write_rules(tmp_path, [{**page, "link_selector": "a["}])
+    with pytest.raises(RulesError, match=r"watch-rules\.yaml:\d+:\d+: invalid CSS selector 'a\['"):
+        load_rules(path)
+    path = write_rules(tmp_path, [{**page, "kind": "sitemap", "link_selector": "a"}])
+    with pytest.raises(RulesError, match="only read for page sources"):
+        load_rules(path)

@@ -1,0 +1,106 @@
+"""Full text for teaser-only items: fetch the article page, extract its main text.
+
+Many feeds carry only a headline and a sentence, too little for the findings'
+clauses to match. For such an item (``needs_full_text``) this fetches the
+linked page through the shared ``Fetcher`` (size cap, timeout, per-host
+limits), after refusing non-public addresses (``watchers.addresses``), checks
+that it is HTML, decodes it (``watchers.pages.decode_html``) and extracts the
+main text with trafilatura, without navigation, adverts or comments.
+
+What it does not do: decide which items to fetch. The pipeline calls it only
+for items that are new to the store, so each article page is fetched once; a
+page that fails is not retried. It keeps no cache, does not follow
+pagination, does not run JavaScript, and does not read PDFs or images (those
+give None).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import trafilatura
+
+from metwatch.errors import FetchError
+from metwatch.models import RawEntry
+from watchers.addresses import ensure_public
+from watchers.article import article_from_html
+from watchers.fetch import Fetcher
+from watchers.normalise import html_to_text
+from watchers.pages import decode_html
+
+log = logging.getLogger(__name__)
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+#: Feeds often repeat a short teaser; below this many characters of text an item
+#: rarely holds the sentence that states a finding.
+DEFAULT_MIN_CHARS = 400
+
+
+def needs_full_text(entry: RawEntry, min_chars: int = DEFAULT_MIN_CHARS) -> bool:
+    """True when ``entry`` has a link but less than ``min_chars`` of text."""
+    if not entry.link:
+        return False
+    summary, body = html_to_text(entry.summary), html_to_text(entry.content)
+    if summary in body:  # the teaser repeated in the content counts once
+        summary = ""
+    return len(summary) + len(body) < min_chars
+
+
+async def fetch_full_text(
+    fetcher: Fetcher, url: str, *, allow_private: bool, max_bytes: int
+) -> str | None:
+    """Main text of the article page at ``url``; None when it is not HTML or has none.
+
+    Raises:
+        FetchError: the address is refused, the fetch fails, or the page is
+            larger than ``max_bytes`` (or the fetcher's own cap).
+    """
+    page = await _fetch_html(fetcher, url, allow_private=allow_private, max_bytes=max_bytes)
+    if page is None:
+        return None
+    # Extraction parses the whole page: keep it off the event loop.
+    return await asyncio.to_thread(_main_text, page) or None
+
+
+async def fetch_article(
+    fetcher: Fetcher, url: str, *, allow_private: bool, max_bytes: int
+) -> RawEntry | None:
+    """Title and main text of the page at ``url``, for links that come without a
+    title (a plain sitemap); None when it is not HTML or has no main text.
+
+    Raises:
+        FetchError: as ``fetch_full_text``.
+    """
+    page = await _fetch_html(fetcher, url, allow_private=allow_private, max_bytes=max_bytes)
+    if page is None:
+        return None
+    entry = await asyncio.to_thread(article_from_html, page, link=url)
+    return entry if entry.content else None
+
+
+async def _fetch_html(
+    fetcher: Fetcher, url: str, *, allow_private: bool, max_bytes: int
+) -> str | None:
+    await ensure_public(url, allow_private=allow_private)
+    fetched = await fetcher.fetch(url)
+    if fetched.final_url != url:
+        # The client followed redirects without asking us; at least never use
+        # what an internal address answered.
+        await ensure_public(fetched.final_url, allow_private=allow_private)
+    # The fetcher's cap bounds memory; this one lets article pages be held to less.
+    if len(fetched.content) > max_bytes:
+        raise FetchError(
+            f"article page larger than {max_bytes / 1_000_000:g} MB: not read", url=url
+        )
+    media_type = fetched.content_type.split(";")[0].strip().lower()
+    if media_type not in HTML_TYPES:
+        log.debug("no full text for %s: content type %r is not HTML", url, media_type or None)
+        return None
+    return await asyncio.to_thread(decode_html, fetched.content, fetched.content_type)
+
+
+def _main_text(page: str) -> str:
+    # The same options as watchers.article.article_from_html, so an article reads
+    # the same whether it came from a feed link or from `metwatch classify`.
+    return trafilatura.extract(page, include_comments=False, include_tables=False) or ""
