@@ -40,6 +40,28 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def build_fetcher(settings: Settings, *, public_only: bool = False) -> Fetcher:
+    client = build_client(
+        timeout=settings.http_timeout, user_agent=settings.user_agent, public_only=public_only
+    )
+    return Fetcher(
+        client,
+        max_bytes=settings.max_response_bytes,
+        max_concurrent=settings.max_concurrent_fetches,
+        per_host=settings.max_fetches_per_host,
+    )
+
+
+def cluster_policy(settings: Settings) -> ClusterPolicy:
+    return ClusterPolicy(
+        window_days=settings.cluster_window_days,
+        min_similarity=settings.cluster_min_similarity,
+        min_shared_findings=settings.cluster_min_shared_findings,
+        min_similarity_alone=settings.cluster_min_similarity_alone,
+        syndication_jaccard=settings.cluster_syndication_jaccard,
+    )
+
+
 class Service:
     """Everything ``metwatch run`` and ``metwatch poll --once`` need, wired once."""
 
@@ -48,12 +70,10 @@ class Service:
         self.clock = utc_now
         self.rules = rules or load_rules(settings.rules_path)
         self.store: SqlStore = open_store(settings.database_url)
-        self.client = build_client(timeout=settings.http_timeout, user_agent=settings.user_agent)
-        self.fetcher = Fetcher(
-            self.client,
-            max_bytes=settings.max_response_bytes,
-            max_concurrent=settings.max_concurrent_fetches,
-            per_host=settings.max_fetches_per_host,
+        self.fetcher = build_fetcher(settings)
+        # URLs found in documents must stay public, every redirect hop included.
+        self.document_fetcher = build_fetcher(
+            settings, public_only=not settings.allow_private_addresses
         )
         self.application: Application | None = None  # type: ignore[type-arg]
         self.notifier: Notifier
@@ -69,13 +89,7 @@ class Service:
             max_backoff=settings.max_backoff_seconds, alert_admins=self.alert_admins,
             allow_private=settings.allow_private_addresses,
             fulltext_min_chars=settings.fulltext_min_chars,
-            cluster_policy=ClusterPolicy(
-                window_days=settings.cluster_window_days,
-                min_similarity=settings.cluster_min_similarity,
-                min_shared_findings=settings.cluster_min_shared_findings,
-                min_similarity_alone=settings.cluster_min_similarity_alone,
-                syndication_jaccard=settings.cluster_syndication_jaccard,
-            ),
+            document_fetcher=self.document_fetcher, cluster_policy=cluster_policy(settings),
         )  # fmt: skip
         self.deliverer = Deliverer(self.store, self.notifier, clock=self.clock, tz=settings.zone)
         self.metrics = Metrics()
@@ -195,5 +209,6 @@ class Service:
         if self.health_server is not None:
             self.health_server.shutdown()
             self.health_server.server_close()
-        await self.client.aclose()
+        await self.fetcher.client.aclose()
+        await self.document_fetcher.client.aclose()
         self.store.engine.dispose()

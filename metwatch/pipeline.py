@@ -93,9 +93,12 @@ class Pipeline:
         cluster_policy: ClusterPolicy = DEFAULT_POLICY,
         allow_private: bool = False,
         fulltext_min_chars: int = 0,
+        document_fetcher: Fetcher | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
+        #: For URLs found in documents (articles, child sitemaps), not in the rules file.
+        self.document_fetcher = document_fetcher or fetcher
         self.rules = rules
         self.clock = clock
         self.failure_threshold = failure_threshold
@@ -191,7 +194,7 @@ class Pipeline:
         for url in sitemap.children[:SITEMAP_CHILDREN]:
             # Child URLs come from the document, not from the rules file.
             await ensure_public(url, allow_private=self.allow_private)
-            child = await self.fetcher.fetch(url)
+            child = await self.document_fetcher.fetch(url)
             entries += parse_sitemap(child.content, child.final_url).entries
         entries.sort(key=lambda e: e.published or _UNDATED, reverse=True)
         return tuple(entries[:SITEMAP_MAX_ENTRIES])
@@ -224,10 +227,10 @@ class Pipeline:
         try:
             if entry.title.strip():
                 body = await fetch_full_text(
-                    self.fetcher, link, allow_private=private, max_bytes=cap
+                    self.document_fetcher, link, allow_private=private, max_bytes=cap
                 )
             elif page := await fetch_article(
-                self.fetcher, link, allow_private=private, max_bytes=cap
+                self.document_fetcher, link, allow_private=private, max_bytes=cap
             ):
                 # A plain sitemap gives links only: the page has the headline.
                 title, body = normalise_unicode(page.title) or title, page.content

@@ -22,6 +22,7 @@ import httpx
 
 from metwatch.errors import FetchError
 from metwatch.models import FetchResult
+from watchers.addresses import ensure_public
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 
@@ -154,11 +155,25 @@ def _result(url: str, response: httpx.Response, body: bytes) -> FetchResult:
     )
 
 
-def build_client(*, timeout: float, user_agent: str) -> httpx.AsyncClient:
-    """The httpx client every watcher shares (redirects followed, at most 5)."""
+def build_client(
+    *, timeout: float, user_agent: str, public_only: bool = False
+) -> httpx.AsyncClient:
+    """An httpx client for watchers (redirects followed, at most 5).
+
+    ``public_only``: every request, each redirect hop included, must go to a
+    public address; for URLs that come from documents (article links, child
+    sitemaps) rather than from the rules file, so a feed cannot make metwatch
+    reach an internal service.
+    """
+    hooks = {"request": [_require_public]} if public_only else {}
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
         follow_redirects=True,
         max_redirects=5,
         headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
+        event_hooks=hooks,
     )
+
+
+async def _require_public(request: httpx.Request) -> None:
+    await ensure_public(str(request.url), allow_private=False)

@@ -14,7 +14,7 @@ from metwatch.errors import FetchError
 from metwatch.models import RawEntry
 from tests.support.feed_server import FeedServer
 from watchers.addresses import check_public_url, ensure_public
-from watchers.fetch import Fetcher
+from watchers.fetch import Fetcher, build_client
 from watchers.fulltext import fetch_article, fetch_full_text, needs_full_text
 from watchers.pages import decode_html
 
@@ -287,3 +287,17 @@ async def test_public_addresses_pass() -> None:
     for url in ("https://93.184.215.14/news", "http://[2606:4700::1111]/"):
         check_public_url(url, allow_private=False)
         await ensure_public(url, allow_private=False)
+
+
+async def test_public_only_client_refuses_internal_addresses_before_connecting(
+    feed_server: FeedServer,
+) -> None:
+    feed_server.serve("/internal", "secret", content_type="text/plain")
+    client = build_client(timeout=2, user_agent="metwatch-test", public_only=True)
+    fetcher = Fetcher(client, max_bytes=1_000_000)
+    try:
+        with pytest.raises(FetchError, match="loopback"):
+            await fetcher.fetch(feed_server.url("/internal"))
+    finally:
+        await client.aclose()
+    assert feed_server.hits("/internal") == 0
