@@ -46,15 +46,43 @@ class Phrase:
     text: str
     slots: tuple[tuple[tuple[str, ...], ...], ...]
 
+    @property
+    def trigger(self) -> tuple[str, ...]:
+        """Words of which at least one must occur for the phrase to match (its
+        narrowest slot's first words): the cheapest possible pre-check."""
+        narrowest = min(self.slots, key=len)
+        return tuple({alt[0] for alt in narrowest})
+
+    def may_match(self, index: TextIndex) -> bool:
+        """Every slot has some alternative whose every word occurs: a cheap pre-check."""
+        return all(
+            any(all(index.has_token(t) for t in alt) for alt in slot) for slot in self.slots
+        )
+
     def spans(self, index: TextIndex) -> list[TokenSpan]:
-        first_alts = self.slots[0]
-        starts = sorted({p for alt in first_alts for p in index.find_token(alt[0])})
-        found: list[TokenSpan] = []
-        for start in starts:
-            end = _match_slots(index, start, self.slots)
-            if end is not None:
-                found.append((start, end))
-        return found
+        if not self.may_match(index):
+            return []
+        # Start only where an alternative's own first word occurs: trying every
+        # alternative at every start made common words ("the", "in") costly.
+        found: dict[int, int] = {}
+        rest = self.slots[1:]
+        for alt in self.slots[0]:
+            # Anchor on the alternative's rarest word ("met" rather than "the").
+            offset, anchor = min(enumerate(alt), key=lambda kw: len(index.find_token(kw[1])))
+            for position in index.find_token(anchor):
+                start = position - offset
+                if start < 0 or start in found or not _match_alt(index, start, alt):
+                    continue
+                end = _match_slots(index, start + len(alt), rest)
+                if end is not None:
+                    found[start] = end
+        return sorted(found.items())
+
+
+def _match_alt(index: TextIndex, position: int, alt: tuple[str, ...]) -> bool:
+    if position + len(alt) > len(index.tokens):
+        return False
+    return all(index.token_matches(position + k, t) for k, t in enumerate(alt))
 
 
 def _match_slots(
@@ -64,11 +92,8 @@ def _match_slots(
     if not slots:
         return position
     for alt in slots[0]:
-        end = position + len(alt)
-        if end > len(index.tokens):
-            continue
-        if all(index.token_matches(position + k, t) for k, t in enumerate(alt)):
-            rest = _match_slots(index, end, slots[1:])
+        if _match_alt(index, position, alt):
+            rest = _match_slots(index, position + len(alt), slots[1:])
             if rest is not None:
                 return rest
     return None
@@ -83,7 +108,14 @@ class Proximity:
     #: (ordered, distance) between operand k and k+1.
     operators: tuple[tuple[bool, int], ...]
 
+    @property
+    def trigger(self) -> tuple[str, ...]:
+        """As ``Phrase.trigger``, of the operand with the fewest trigger words."""
+        return min((op.trigger for op in self.operands), key=len)
+
     def spans(self, index: TextIndex) -> list[TokenSpan]:
+        if not all(op.may_match(index) for op in self.operands):
+            return []
         current = self.operands[0].spans(index)[:_MAX_OCCURRENCES]
         for (ordered, distance), operand in zip(self.operators, self.operands[1:], strict=True):
             right = operand.spans(index)[:_MAX_OCCURRENCES]
@@ -113,12 +145,70 @@ class Pattern:
 
     text: str
     regex: re2._Regexp
+    #: Regular expressions have no cheap pre-check.
+    trigger: tuple[str, ...] | None = None
 
     def char_spans(self, index: TextIndex) -> list[tuple[int, int]]:
         return [m.span() for m in self.regex.finditer(index.folded)]
 
 
 Clause = Phrase | Proximity | Pattern
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Words (and ``word*`` prefixes) of which one must occur for some clause to match."""
+
+    words: frozenset[str]
+    prefixes: tuple[str, ...]
+    #: Regular expressions among the clauses (by text): they occur if the item's
+    #: one RE2 Set pass found them.
+    patterns: frozenset[str]
+
+    def may_occur(self, index: TextIndex, patterns_found: frozenset[str]) -> bool:
+        return (
+            not self.words.isdisjoint(index.positions)
+            or not self.patterns.isdisjoint(patterns_found)
+            or any(index.has_token(p) for p in self.prefixes)
+        )
+
+
+def trigger_of(clauses: Sequence[Clause]) -> Trigger:
+    """What must occur for any of ``clauses`` to match."""
+    words: set[str] = set()
+    patterns: set[str] = set()
+    for clause in clauses:
+        if isinstance(clause, Pattern):
+            patterns.add(clause.text)
+        else:
+            words.update(clause.trigger)
+    prefixes = tuple(sorted(w for w in words if w.endswith("*")))
+    return Trigger(
+        frozenset(w for w in words if not w.endswith("*")), prefixes, frozenset(patterns)
+    )
+
+
+class PatternSet:
+    """Every regular expression of a rules file, run in ONE RE2 Set pass per item."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = tuple(dict.fromkeys(patterns))
+        options = re2.Options()
+        options.case_sensitive = False
+        options.log_errors = False
+        self._set = re2.Set.SearchSet(options)
+        for pattern in self.patterns:
+            self._set.Add(pattern)
+        self._set.Compile()
+
+    def found(self, folded: str) -> frozenset[str]:
+        """The patterns that occur somewhere in ``folded``."""
+        if not self.patterns:
+            return frozenset()
+        hits = self._set.Match(folded) or ()  # the binding answers None for no match
+        return frozenset(self.patterns[i] for i in hits)
+
+
 SynonymLookup = Callable[[str], tuple[tuple[str, ...], ...] | None]
 
 
@@ -173,6 +263,23 @@ def _unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         return text[1:-1]
     return text
+
+
+def screen_pattern(alternatives: Sequence[tuple[str, ...]]) -> re2._Regexp:
+    """A cheap necessary condition for any of ``alternatives`` over folded text.
+
+    Word boundaries are left out (RE2's are ASCII-only), so it may say "maybe"
+    where the token matcher says no, but never "no" where it would say yes.
+    """
+    options = re2.Options()
+    options.log_errors = False
+    parts = []
+    for alt in alternatives:
+        body = "[\\W_]+".join(re.escape(t.rstrip("*")) for t in alt)
+        # ASCII-only edges keep it a superset: a non-ASCII letter counts as an edge.
+        tail = "" if alt[-1].endswith("*") else "(?:[^a-z0-9]|$)"
+        parts.append(f"(?:^|[^a-z0-9]){body}{tail}")
+    return re2.compile("|".join(parts) or "$^", options)
 
 
 def phrase_alternatives(phrases: Sequence[str]) -> tuple[tuple[str, ...], ...]:

@@ -21,12 +21,13 @@ clause for ``metwatch classify --explain``.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from classifiers.expressions import Clause, Pattern
 from classifiers.rules import CompiledClauses, Finding, RuleSet, Topic
 from classifiers.sentences import SentenceFinder
-from classifiers.text import TextIndex, field_ranges, index_text, normalise_unicode
+from classifiers.text import TextIndex, field_ranges, fold, index_text, normalise_unicode
 from metwatch.models import Evidence, Item, Match, assemble_text
 
 CharSpan = tuple[int, int]
@@ -63,10 +64,14 @@ class Explanation:
 class _ItemView:
     """Per-item caches shared by all findings: index, context terms, sentences."""
 
-    def __init__(self, text: str, fields: dict[str, CharSpan], rules: RuleSet) -> None:
-        self.index: TextIndex = index_text(text, fields)
+    def __init__(
+        self, text: str, fields: dict[str, CharSpan], rules: RuleSet, folded: str
+    ) -> None:
+        self.index: TextIndex = index_text(text, fields, folded)
         self.rules = rules
         self.sentences = SentenceFinder(text)
+        #: One RE2 Set pass tells which regular expressions can match at all.
+        self.patterns_found = rules.patterns.found(folded)
         self._terms: dict[str, bool] = {}
         self._clauses: dict[int, list[CharSpan]] = {}
 
@@ -74,11 +79,21 @@ class _ItemView:
         cached = self._terms.get(name)
         if cached is None:
             term = self.rules.terms[name]
-            hits = [s for c in term.phrases for s in self.spans(c)]
-            vetoes = [s for c in term.excluded for s in self.spans(c)]
+            # In token positions: char offsets are only worth computing for evidence.
+            hits = [s for c in term.phrases for s in self._token_spans(c)]
+            vetoes = [s for c in term.excluded for s in self._token_spans(c)] if hits else []
             cached = any(not _overlaps(h, vetoes) for h in hits)
             self._terms[name] = cached
         return cached
+
+    def _token_spans(self, clause: Clause) -> list[tuple[int, int]]:
+        if isinstance(clause, Pattern):  # regex spans are characters: map them to tokens
+            ix = self.index
+            return [
+                (bisect_right(ix.ends, a), bisect_left(ix.starts, b))
+                for a, b in self.spans(clause)
+            ]
+        return clause.spans(self.index)
 
     def spans(self, clause: Clause, fields: frozenset[str] = _ALL_FIELDS) -> list[CharSpan]:
         key = id(clause)
@@ -92,6 +107,8 @@ class _ItemView:
 
     def _char_spans(self, clause: Clause) -> list[CharSpan]:
         if isinstance(clause, Pattern):
+            if clause.text not in self.patterns_found:
+                return []
             return clause.char_spans(self.index)
         ix = self.index
         return [(ix.starts[a], ix.ends[b - 1]) for a, b in clause.spans(ix)]
@@ -101,12 +118,67 @@ def _overlaps(span: CharSpan, others: list[CharSpan]) -> bool:
     return any(span[0] < e and s < span[1] for s, e in others)
 
 
+class _Prepared:
+    """One item made ready for matching: folded once, tokenised only if needed."""
+
+    def __init__(self, item: Item, rules: RuleSet) -> None:
+        fields = [normalise_unicode(x) for x in (item.title, item.summary, item.body)]
+        self.text = assemble_text(*fields)
+        self.fields = field_ranges(*fields)
+        self.folded = fold(self.text)
+        self.rules = rules
+        self._screened: dict[str, bool] = {}
+        self._view: _ItemView | None = None
+
+    def screened_out(self, require: tuple[str, ...]) -> str | None:
+        """A required term the cheap screen proves absent (most news has no Met)."""
+        for name in require:
+            present = self._screened.get(name)
+            if present is None:
+                present = self.rules.terms[name].screen.search(self.folded) is not None
+                self._screened[name] = present
+            if not present:
+                return name
+        return None
+
+    @property
+    def view(self) -> _ItemView:
+        if self._view is None:  # tokenise only items that may match something
+            self._view = _ItemView(self.text, self.fields, self.rules, self.folded)
+        return self._view
+
+
 def match_item(item: Item, rules: RuleSet) -> tuple[Match, ...]:
-    """Every finding (and topic-only match) the item satisfies, with evidence."""
-    return matches_from(explain_item(item, rules), rules)
+    """Every finding (and topic-only match) the item satisfies, with evidence.
+
+    The fast path: a finding is fully evaluated only when its context terms and
+    its words occur; no explanation is kept for the ones that fail.
+    """
+    prepared = _Prepared(item, rules)
+    result: list[Match] = []
+    for finding in rules.findings:
+        if prepared.screened_out(finding.require) is not None:
+            continue
+        view = prepared.view
+        if not all(view.term_present(n) for n in finding.require):
+            continue
+        if _cannot_match(view, finding) is not None:
+            continue
+        e = _explain_finding(view, finding, detailed=True)
+        if e.matched:
+            result.append(Match(e.id, finding.topic_id, e.title, e.score, e.evidence))
+    matched_topics = {m.topic_id for m in result}
+    for topic in rules.topics:
+        if topic.id in matched_topics or prepared.screened_out(topic.require) is not None:
+            continue
+        e = _explain_topic(prepared.view, topic)
+        if e.matched:
+            result.append(Match(e.id, e.id, e.title, e.score, e.evidence, topic_only=True))
+    return tuple(result)
 
 
 def matches_from(explanations: list[Explanation], rules: RuleSet) -> tuple[Match, ...]:
+    """The matches ``explain_item`` found (the same as ``match_item`` gives)."""
     found = [e for e in explanations if e.matched and not e.is_topic]
     matched_topics = {rules.finding(e.id).topic_id for e in found}  # type: ignore[union-attr]
     result = [
@@ -119,13 +191,28 @@ def matches_from(explanations: list[Explanation], rules: RuleSet) -> tuple[Match
     return tuple(result)
 
 
-def explain_item(item: Item, rules: RuleSet) -> list[Explanation]:
-    """The decision for every finding and topic of ``rules`` on ``item``."""
-    title, summary, body = (normalise_unicode(x) for x in (item.title, item.summary, item.body))
-    text = assemble_text(title, summary, body)
-    view = _ItemView(text, field_ranges(title, summary, body), rules)
-    explanations = [_explain_finding(view, f) for f in rules.findings]
-    explanations += [_explain_topic(view, t) for t in rules.topics]
+def explain_item(item: Item, rules: RuleSet, *, detailed: bool = True) -> list[Explanation]:
+    """The decision for every finding and topic of ``rules`` on ``item``.
+
+    ``detailed`` evaluates every clause of every finding whose context is
+    present (for ``--explain``); otherwise findings whose words are absent are
+    rejected early with the first reason found.
+    """
+    prepared = _Prepared(item, rules)
+    explanations: list[Explanation] = []
+    every: tuple[Finding | Topic, ...] = (*rules.findings, *rules.topics)
+    for rule in every:
+        is_topic = isinstance(rule, Topic)
+        missing = prepared.screened_out(rule.require)
+        if missing is not None:
+            reason = f"context missing: {missing}"
+            explanations.append(
+                Explanation(rule.id, rule.title, is_topic, False, reason, {missing: False})
+            )
+        elif isinstance(rule, Topic):
+            explanations.append(_explain_topic(prepared.view, rule))
+        else:
+            explanations.append(_explain_finding(prepared.view, rule, detailed=detailed))
     return explanations
 
 
@@ -146,8 +233,8 @@ def _evaluate(
         for clause in group:
             spans = view.spans(clause, fields)
             outcomes.append(ClauseOutcome(kind, clause.text, tuple(spans)))
-            if kind == "none" and spans:
-                return tuple(outcomes)
+            if (kind == "none" and spans) or (kind == "all" and not spans):
+                return tuple(outcomes)  # decided: the remaining clauses cannot change it
     return tuple(outcomes)
 
 
@@ -181,13 +268,28 @@ def _evidence(view: _ItemView, outcomes: tuple[ClauseOutcome, ...]) -> tuple[Evi
     return tuple(evidence)
 
 
-def _explain_finding(view: _ItemView, finding: Finding) -> Explanation:
+def _cannot_match(view: _ItemView, finding: Finding) -> str | None:
+    """Why the finding's clauses certainly cannot match (set checks on words), or None."""
+    ix, found = view.index, view.patterns_found
+    for trigger in finding.prefilter.all:
+        if not trigger.may_occur(ix, found):
+            return "an 'all' clause's words are absent"
+    anyone = finding.prefilter.any
+    if anyone is not None and not anyone.may_occur(ix, found):
+        return "no 'any' clause found"
+    return None
+
+
+def _explain_finding(view: _ItemView, finding: Finding, *, detailed: bool) -> Explanation:
     context = _context(view, finding.require)
     if not all(context.values()):
         missing = [k for k, v in context.items() if not v]
         return Explanation(
             finding.id, finding.title, False, False, f"context missing: {missing[0]}", context
         )
+    if not detailed and (reason := _cannot_match(view, finding)) is not None:
+        # Most findings fail here on most items; --explain takes the full path.
+        return Explanation(finding.id, finding.title, False, False, reason, context)
     outcomes = _evaluate(view, finding.clauses, finding.fields)
     matched, reason, score = _decide(outcomes, finding.min_score)
     evidence = _evidence(view, outcomes) if matched else ()

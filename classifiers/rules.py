@@ -26,8 +26,13 @@ from ruamel.yaml.error import MarkedYAMLError
 from classifiers.expressions import (
     Clause,
     ExpressionError,
+    Pattern,
+    PatternSet,
+    Trigger,
     compile_clause,
     phrase_alternatives,
+    screen_pattern,
+    trigger_of,
 )
 from metwatch.errors import RulesError, RulesErrors
 from metwatch.models import SourceSpec
@@ -106,6 +111,8 @@ class Term:
     name: str
     phrases: tuple[Clause, ...]
     excluded: tuple[Clause, ...]
+    #: Necessary condition over the folded text: no hit means the term is absent.
+    screen: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,16 @@ class CompiledClauses:
     all: tuple[Clause, ...]
     any: tuple[Clause, ...]
     none: tuple[Clause, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Prefilter:
+    """Word sets that let matching skip a finding with two set checks per item."""
+
+    #: Per 'all' clause, what must occur for it to match.
+    all: tuple[Trigger, ...]
+    #: What must occur for any 'any' clause to match (None: there are none).
+    any: Trigger | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +142,7 @@ class Finding:
     fields: frozenset[str]
     min_score: float
     clauses: CompiledClauses
+    prefilter: Prefilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +165,8 @@ class RuleSet:
     findings: tuple[Finding, ...]
     terms: dict[str, Term]
     sources: tuple[SourceSpec, ...]
+    #: Every regular expression of the file, for one RE2 Set pass per item.
+    patterns: PatternSet
 
     def finding(self, finding_id: str) -> Finding | None:
         return next((f for f in self.findings if f.id == finding_id), None)
@@ -268,6 +288,7 @@ class _Compiler:
         self.path = path
         self.errors: list[RulesError] = []
         self.groups: dict[str, tuple[tuple[str, ...], ...]] = {}
+        self.pattern_texts: list[str] = []
 
     def error(self, reason: str, loc: Sequence[int | str], hint: str | None = None) -> None:
         line, column = _position(self.tree, loc)
@@ -281,7 +302,8 @@ class _Compiler:
         sources = tuple(self._source(s) for s in self.doc.sources if s.enabled)
         if self.errors:
             raise RulesErrors(self.errors)
-        return RuleSet(self.path, version, topics, findings, terms, sources)
+        patterns = PatternSet(self.pattern_texts)
+        return RuleSet(self.path, version, topics, findings, terms, sources, patterns)
 
     def _terms(self) -> dict[str, Term]:
         for name, group in self.doc.synonyms.items():
@@ -298,12 +320,16 @@ class _Compiler:
                 name,
                 phrases=(self._clause("{" + name + "}", loc),) if name in self.groups else (),
                 excluded=tuple(self._clause(x, loc) for x in excluded),
+                screen=screen_pattern(self.groups.get(name, ())),
             )
         return terms
 
     def _clause(self, source: str | dict[str, str], loc: Sequence[int | str]) -> Clause:
         try:
-            return compile_clause(source, self.groups.get)
+            clause = compile_clause(source, self.groups.get)
+            if isinstance(clause, Pattern):
+                self.pattern_texts.append(clause.text)
+            return clause
         except ExpressionError as e:
             self.error(str(e), loc)
             return compile_clause({"re": "$^"}, self.groups.get)
@@ -353,6 +379,11 @@ class _Compiler:
                 hint="add at least one phrase under match.any",
             )
         require = spec.require if spec.require is not None else (topic.require if topic else [])
+        clauses = self._clauses(spec.match, [*loc, "match"])
+        prefilter = Prefilter(
+            tuple(trigger_of([c]) for c in clauses.all),
+            trigger_of(clauses.any) if clauses.any else None,
+        )
         return Finding(
             spec.id,
             spec.topic,
@@ -361,7 +392,8 @@ class _Compiler:
             self._require(require, [*loc, "require"]),
             frozenset(spec.fields),
             spec.min_score,
-            self._clauses(spec.match, [*loc, "match"]),
+            clauses,
+            prefilter,
         )
 
     def _check_ids(self) -> None:

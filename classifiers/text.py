@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 # One character in, one character out: offsets into the folded text are
 # offsets into the original text.
@@ -51,19 +50,43 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
-@dataclass
 class TextIndex:
-    """The tokens of one item's text with their offsets, built once per item."""
+    """The tokens of one item's text, built once per item.
 
-    text: str
-    folded: str
-    tokens: list[str]
-    starts: list[int]
-    ends: list[int]
-    positions: dict[str, list[int]]
-    #: Field name -> (start, end) character range within ``text``.
-    fields: dict[str, tuple[int, int]]
-    _prefix_cache: dict[str, list[int]] = field(default_factory=dict)
+    Tokens and their positions come from one C-level ``findall``; character
+    offsets are only needed for the spans that matched, so they are computed
+    on first use.
+    """
+
+    def __init__(self, text: str, folded: str, fields: dict[str, tuple[int, int]]) -> None:
+        self.text = text
+        self.folded = folded
+        #: Field name -> (start, end) character range within ``text``.
+        self.fields = fields
+        self.tokens: list[str] = _WORD.findall(folded)
+        positions: dict[str, list[int]] = defaultdict(list)
+        for n, word in enumerate(self.tokens):
+            positions[word].append(n)
+        self.positions = dict(positions)
+        self._prefix_cache: dict[str, list[int]] = {}
+        self._offsets: tuple[list[int], list[int]] | None = None
+
+    @property
+    def starts(self) -> list[int]:
+        return self._char_offsets()[0]
+
+    @property
+    def ends(self) -> list[int]:
+        return self._char_offsets()[1]
+
+    def _char_offsets(self) -> tuple[list[int], list[int]]:
+        if self._offsets is None:
+            spans = [m.span() for m in _WORD.finditer(self.folded)]
+            self._offsets = [a for a, _ in spans], [b for _, b in spans]
+        return self._offsets
+
+    def has_token(self, token: str) -> bool:
+        return bool(self.find_token(token))
 
     def find_token(self, token: str) -> list[int]:
         """Token positions of a word, or of any word starting with ``stem*``."""
@@ -90,27 +113,12 @@ class TextIndex:
         return "body"
 
 
-def index_text(text: str, fields: dict[str, tuple[int, int]] | None = None) -> TextIndex:
+def index_text(
+    text: str, fields: dict[str, tuple[int, int]] | None = None, folded: str | None = None
+) -> TextIndex:
     """Tokenise ``text`` once; ``fields`` tells which ranges are title/summary/body."""
-    folded = fold(text)
-    tokens: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    positions: dict[str, list[int]] = defaultdict(list)
-    for n, m in enumerate(_WORD.finditer(folded)):
-        word = m.group()
-        tokens.append(word)
-        starts.append(m.start())
-        ends.append(m.end())
-        positions[word].append(n)
     return TextIndex(
-        text=text,
-        folded=folded,
-        tokens=tokens,
-        starts=starts,
-        ends=ends,
-        positions=dict(positions),
-        fields=fields or {"body": (0, len(text))},
+        text, fold(text) if folded is None else folded, fields or {"body": (0, len(text))}
     )
 
 

@@ -24,7 +24,7 @@ import httpx
 from ruamel.yaml import YAML
 
 from bot.notifier import ConsoleNotifier
-from classifiers.match import explain_item, matches_from
+from classifiers.match import explain_item, match_item
 from classifiers.rules import RuleSet, load_rules
 from metwatch.app import CONSOLE_CHAT_ID, Service, utc_now
 from metwatch.backtest import BacktestReport
@@ -143,8 +143,8 @@ def classify(article: str, rules: str | None, as_json: bool, explain: bool) -> N
         ruleset = load_rules(settings.rules_path)
     text, link = _read_article(article)
     item = _as_item(text, link)
-    explanations = explain_item(item, ruleset)
-    matches = matches_from(explanations, ruleset)
+    explanations = explain_item(item, ruleset, detailed=explain)
+    matches = match_item(item, ruleset)
     if as_json:
         findings = [
             {"id": m.finding_id, "title": m.title, "score": m.score, "topic": m.topic_id,

@@ -70,4 +70,10 @@ def test_topic_only_match_without_a_finding(rules: RuleSet) -> None:
 
 def test_explain_names_the_missing_context(rules: RuleSet) -> None:
     explanations = explain_item(_item("Weather", "The Met Office forecasts rain."), rules)
+    assert {e.reason for e in explanations} <= {
+        "context missing: met", "context missing: inspectorate",
+    }  # fmt: skip
+    explanations = explain_item(
+        _item("Weather", "The Met Office forecasts rain, the inspectorate said."), rules
+    )
     assert {e.reason for e in explanations} == {"context missing: met"}
