@@ -167,7 +167,7 @@ class Trigger:
 
     def may_occur(self, index: TextIndex, patterns_found: frozenset[str]) -> bool:
         return (
-            not self.words.isdisjoint(index.positions)
+            not self.words.isdisjoint(index.vocabulary)
             or not self.patterns.isdisjoint(patterns_found)
             or any(index.has_token(p) for p in self.prefixes)
         )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import defaultdict
 
 # One character in, one character out: offsets into the folded text are
 # offsets into the original text.
@@ -64,10 +63,12 @@ class TextIndex:
         #: Field name -> (start, end) character range within ``text``.
         self.fields = fields
         self.tokens: list[str] = _WORD.findall(folded)
-        positions: dict[str, list[int]] = defaultdict(list)
+        positions: dict[str, list[int]] = {}
         for n, word in enumerate(self.tokens):
-            positions[word].append(n)
-        self.positions = dict(positions)
+            positions.setdefault(word, []).append(n)
+        self.positions = positions
+        #: The distinct words, as a set: set-against-set checks cost the smaller side.
+        self.vocabulary = frozenset(self.positions)
         self._prefix_cache: dict[str, list[int]] = {}
         self._offsets: tuple[list[int], list[int]] | None = None
 
