@@ -22,6 +22,8 @@ from typing import Any
 import click
 import httpx
 from ruamel.yaml import YAML
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
 
 from bot.notifier import ConsoleNotifier
 from classifiers.match import explain_item, match_item
@@ -278,10 +280,37 @@ def rules_check(path: str | None) -> None:
     settings = _settings(path)
     with _errors():
         ruleset: RuleSet = load_rules(settings.rules_path)
+        orphans = _orphaned_follows(settings, ruleset)
+    for target, chats in sorted(orphans.items()):
+        click.echo(
+            f"{ruleset.path}: {chats} subscriber(s) follow {target!r}, which these rules do "
+            f"not define (keep the id, or they stop getting its stories)",
+            err=True,
+        )
+    if orphans:
+        sys.exit(2)
     click.echo(
         f"{ruleset.path}: ok (version {ruleset.version}): {len(ruleset.topics)} topics, "
         f"{len(ruleset.findings)} findings, {len(ruleset.sources)} sources"
     )
+
+
+def _orphaned_follows(settings: Settings, ruleset: RuleSet) -> dict[str, int]:
+    """Followed ids the rules no longer define, if the database exists yet."""
+    from metwatch.store import SqlStore, make_engine
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return {}  # no database yet: nothing is followed (and none is created)
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            if "subscriptions" not in inspect(connection).get_table_names():
+                return {}
+        followed = SqlStore(engine).followed_targets()
+    finally:
+        engine.dispose()
+    return {t: n for t, n in followed.items() if t not in ruleset.follow_targets}
 
 
 @cli.command()

@@ -179,3 +179,24 @@ def test_stories_lists_outlets_and_findings(tmp_path: Path) -> None:
     assert out.count("#1 ") == 1 and "#2" not in out
     assert "outlets: Morning Star, Daily Mail" in out
     assert "no-prevention-strategy" in out and "iic-nfa-rate" in out
+
+
+def test_rules_check_reports_follows_the_rules_no_longer_define(tmp_path: Path) -> None:
+    db = {"METWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'f.db'}"}
+    from metwatch.store import open_store
+
+    store = open_store(db["METWATCH_DATABASE_URL"])
+    store.subscribe(5, ["announced-visits", "met-inspection"], datetime.now(UTC))
+    store.engine.dispose()
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(
+        (ROOT / "watch-rules.yaml")
+        .read_text()
+        .replace("id: announced-visits", "id: visits-announced")
+    )
+    result = metwatch("rules", "check", str(renamed), cwd=tmp_path, **db)
+    assert result.returncode == 2
+    assert (
+        "1 subscriber(s) follow 'announced-visits', which these rules do not define"
+        in result.stderr
+    )

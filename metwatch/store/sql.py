@@ -433,6 +433,17 @@ class SqlStore:
             row = s.get(SubscriberRow, chat_id)
             return bool(row and row.active)
 
+    def followed_targets(self) -> dict[str, int]:
+        """Each followed topic or finding id, with how many active chats follow it."""
+        with self._session() as s:
+            rows = s.exec(
+                select(SubscriptionRow.target, func.count())
+                .join(SubscriberRow, col(SubscriberRow.chat_id) == col(SubscriptionRow.chat_id))
+                .where(col(SubscriberRow.active))
+                .group_by(col(SubscriptionRow.target))
+            ).all()
+            return {target: n for target, n in rows}
+
     def follows(self, chat_id: int) -> set[str]:
         with self._session() as s:
             return set(
