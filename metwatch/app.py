@@ -10,6 +10,7 @@ console subscriber follows every topic.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -172,6 +173,9 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set: scheduler, deliverer and (with a token) the bot."""
+        # Start-up objects live as long as the process: keeping them out of the
+        # collector makes every collection, and the one at exit, cheap (faster stop).
+        gc.freeze()
         self.health_server = serve_health(
             self.settings.health_host, self.settings.health_port, self.metrics,
             self.health_checks,

@@ -1,0 +1,166 @@
+"""Commands that run or inspect the service: run, poll, sources, stories, config,
+export, import and db upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import datetime
+from typing import Any
+
+import click
+
+from metwatch.app import Service
+from metwatch.cli.common import RULES_OPTION, errors, settings_from_env
+from metwatch.errors import MetwatchError
+from metwatch.settings import describe
+from metwatch.store import open_store
+
+
+@click.command()
+@RULES_OPTION
+def run(rules: str | None) -> None:
+    """Poll sources on schedule and deliver alerts until SIGTERM/Ctrl-C (the main job)."""
+    settings = settings_from_env(rules)
+    with errors():
+        asyncio.run(_run_until_signal(Service(settings)))
+
+
+async def _run_until_signal(service: Service) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.run(stop)
+
+
+@click.command()
+@click.option("--once", is_flag=True, required=True, help="One pass over all sources, then exit.")
+@RULES_OPTION
+def poll(once: bool, rules: str | None) -> None:
+    """Poll every source once, deliver what was flagged, print a summary."""
+    settings = settings_from_env(rules)
+    with errors():
+        asyncio.run(_poll_once(Service(settings)))
+
+
+async def _poll_once(service: Service) -> None:
+    try:
+        results = await service.pipeline.tick(everything=True)
+        report = await service.deliverer.drain()
+    finally:
+        await service.close()
+    for r in results:
+        if isinstance(r.value, MetwatchError):
+            click.echo(f"{r.source_id}: FAILED: {r.value}", err=True)
+        elif r.value is None:
+            click.echo(f"{r.source_id}: not modified", err=True)
+        else:
+            click.echo(
+                f"{r.source_id}: {len(r.value.new_items)} new, {len(r.value.flagged)} flagged",
+                err=True,
+            )
+    click.echo(f"delivered {report.sent} new, {report.edited} updated", err=True)
+
+
+@click.command()
+def sources() -> None:
+    """Each source's health: last success, last error, next poll, items seen."""
+    settings = settings_from_env()
+    with errors():
+        service = Service(settings)
+        health = service.store.source_health()
+        asyncio.run(service.close())
+    for h in health:
+        state = "FAILING" if h.failing else ("ok" if not h.error_count else "retrying")
+        click.echo(f"{h.id}  [{state}]  {h.name}  {h.url}")
+        click.echo(
+            f"    last success: {_when(h.last_success)}   next poll: {_when(h.next_poll)}   "
+            f"items seen: {h.items_seen}"
+        )
+        if h.last_error:
+            click.echo(f"    last error ({h.error_count} in a row): {h.last_error}")
+
+
+@click.command()
+@click.option("--limit", default=10, show_default=True, help="How many stories.")
+def stories(limit: int) -> None:
+    """Recent stories with their outlets and findings, newest first."""
+    settings = settings_from_env()
+
+    with errors():
+        store = open_store(settings.database_url)
+        recent = store.recent_stories(limit)
+        store.engine.dispose()
+    if not recent:
+        click.echo("no stories yet")
+    for story in recent:
+        click.echo(f"#{story.id}  {story.headline}")
+        click.echo(f"    first seen {_when(story.first_seen)}, revision {story.revision}")
+        click.echo(f"    outlets: {', '.join(link.outlet for link in story.links)}")
+        click.echo(f"    findings: {', '.join(sorted(story.finding_ids)) or '(topic only)'}")
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "never"
+
+
+@click.command()
+def config() -> None:
+    """Print the effective settings (secrets masked)."""
+    settings = settings_from_env()
+    for name, value in describe(settings).items():
+        click.echo(f"{name}={value}")
+
+
+@click.command("export")
+@click.argument("output", type=click.File("w"), default="-")
+def export_state(output: Any) -> None:
+    """Write subscribers, what they follow and the rules version as JSON (a backup)."""
+    settings = settings_from_env()
+
+    with errors():
+        store = open_store(settings.database_url)
+        data = {
+            "format": "metwatch-export/1",
+            "rules_version": store.get_meta("rules_version"),
+            "subscribers": store.export_subscribers(),
+        }
+        store.engine.dispose()
+    json.dump(data, output, indent=2, ensure_ascii=False)
+    output.write("\n")
+
+
+@click.command("import")
+@click.argument("source", type=click.File("r"))
+def import_state(source: Any) -> None:
+    """Restore subscribers and what they follow from an export."""
+    settings = settings_from_env()
+
+    try:
+        data = json.load(source)
+    except json.JSONDecodeError as e:
+        raise click.ClickException(f"not a metwatch export: {e}") from e
+    if not isinstance(data, dict) or data.get("format") != "metwatch-export/1":
+        raise click.ClickException("not a metwatch export (format metwatch-export/1 expected)")
+    with errors():
+        store = open_store(settings.database_url)
+        count = store.import_subscribers(data["subscribers"])
+        store.engine.dispose()
+    click.echo(f"imported {count} subscribers (exported under rules {data.get('rules_version')})")
+
+
+@click.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply schema migrations (run automatically on start)."""
+    settings = settings_from_env()
+
+    with errors():
+        open_store(settings.database_url).engine.dispose()
+    click.echo("database is up to date")
