@@ -33,4 +33,3 @@ def settings_from_env(rules: str | None = None) -> Settings:
         settings = load_settings(**({"rules_path": Path(rules)} if rules else {}))
     configure_logging(settings.log_level, [settings.token or ""])
     return settings
-
