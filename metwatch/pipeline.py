@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from bot.stories import (
     DEFAULT_POLICY,
@@ -60,6 +61,7 @@ from watchers.sitemaps import parse_sitemap
 log = logging.getLogger(__name__)
 
 AdminAlert = Callable[[str], Awaitable[None]]
+T = TypeVar("T")
 
 #: A sitemap index is read through this many of its newest child sitemaps (the
 #: rest are archives), and not recursively.
@@ -110,6 +112,7 @@ class Pipeline:
         #: New items with less text than this get their article page; 0 = never.
         self.fulltext_min_chars = fulltext_min_chars
         self.last_tick: datetime | None = None
+        self._store_lock = asyncio.Lock()
 
     def use_rules(self, rules: RuleSet) -> None:
         """Switch to a new rules version (sources are synced at once)."""
@@ -145,9 +148,9 @@ class Pipeline:
                 )  # fmt: skip
                 return PollResult(spec.id, None)
             parsed = await self._read(spec, fetched)
-            new_items, entries, now = self._add_new(spec, parsed.entries)
+            new_items, entries, now = await self._off_loop(self._add_new, spec, parsed.entries)
             new_items = await self._with_full_text(new_items, entries)
-            outcome = self._classify_new(spec, new_items, now)
+            outcome = await self._off_loop(self._classify_new, spec, new_items, now)
         except SourceError as e:
             e.source_id = spec.id
             await self._record_failure(spec, state, e)
@@ -168,6 +171,15 @@ class Pipeline:
             await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
         return PollResult(spec.id, outcome)
 
+    async def _off_loop(self, stage: Callable[..., T], *args: object) -> T:
+        """Run a storing stage in a worker thread, one at a time.
+
+        Off the loop, so fetches in flight are not starved into timeouts by CPU
+        work; one at a time, so clustering sees every story filed before it.
+        """
+        async with self._store_lock:
+            return await asyncio.to_thread(stage, *args)
+
     def ingest(self, spec: SourceSpec, entries: Sequence[RawEntry]) -> PollOutcome:
         """normalise -> keep new -> classify -> cluster -> store with outbox rows.
 
@@ -186,7 +198,10 @@ class Pipeline:
             return ParsedFeed(tuple(links))
         if spec.kind == "sitemap":
             return ParsedFeed(await self._sitemap_entries(fetched))
-        return parse_feed(fetched.content, fetched.final_url, fetched.content_type)
+        # Parsing is CPU work: in a thread, so the loop keeps serving other fetches.
+        return await asyncio.to_thread(
+            parse_feed, fetched.content, fetched.final_url, fetched.content_type
+        )
 
     async def _sitemap_entries(self, fetched: FetchResult) -> tuple[RawEntry, ...]:
         sitemap = parse_sitemap(fetched.content, fetched.final_url)
