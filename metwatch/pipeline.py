@@ -70,6 +70,10 @@ SITEMAP_CHILDREN = 2
 #: site, and each new entry costs an article fetch.
 SITEMAP_MAX_ENTRIES = 100
 _UNDATED = datetime.min.replace(tzinfo=UTC)
+#: Polls (fetch, parse, store) in progress at once within a tick. Fetches are
+#: limited separately (Fetcher); this bounds the parsed feeds held in memory
+#: while they wait for their turn to be stored.
+MAX_POLLS_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +134,13 @@ class Pipeline:
             self.store.make_all_due(now)
         due = self.store.claim_due_sources(now, limit=1000 if everything else 200)
         specs = {s.id: s for s in self.rules.sources}
-        polls = [self.poll(specs[st.id], st) for st in due if st.id in specs]
+        in_flight = asyncio.Semaphore(MAX_POLLS_IN_FLIGHT)
+
+        async def bounded(spec: SourceSpec, state: SourceState) -> PollResult:
+            async with in_flight:  # parsed feeds waiting to be stored stay few: bounded memory
+                return await self.poll(spec, state)
+
+        polls = [bounded(specs[st.id], st) for st in due if st.id in specs]
         results = list(await asyncio.gather(*polls))
         self.last_tick = self.clock()
         return results
