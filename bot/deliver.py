@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 600.0
 DIGEST_RETRY = 60.0
+SENDS_IN_FLIGHT = 30
 UTC_ZONE = ZoneInfo("UTC")
 
 
@@ -70,6 +71,23 @@ class Deliverer:
         self.tz = tz
         # One drain at a time: two concurrent drains could send the same row twice.
         self._lock = asyncio.Lock()
+        self._stopping = False
+        # Sends handed to Telegram's rate limiter at once: about a second's worth
+        # at 30/s, so a stop finds few under way and 10,000 chats are not queued.
+        self._sending = asyncio.Semaphore(SENDS_IN_FLIGHT)
+
+    async def stop(self, grace: float) -> None:
+        """Take no new sends, and wait (at most ``grace`` s) for those under way.
+
+        A send Telegram has accepted is then marked before the process exits, so
+        a shutdown repeats nothing; what is not sent stays pending for next time.
+        """
+        self._stopping = True
+        try:
+            async with asyncio.timeout(grace), self._lock:
+                pass
+        except TimeoutError:
+            log.warning("shutting down with a drain still running after %.0f s", grace)
 
     async def drain(self, batch: int = 500) -> DrainReport:
         """Deliver everything pending now; returns what happened."""
@@ -77,7 +95,7 @@ class Deliverer:
         async with self._lock:
             while True:
                 pending = self.store.pending_deliveries(self.clock(), limit=batch)
-                if not pending:
+                if not pending or self._stopping:
                     return report
                 by_chat: dict[int, list[Delivery]] = defaultdict(list)
                 for d in pending:
@@ -99,8 +117,9 @@ class Deliverer:
             await self._digest(chat_id, deliveries, report)
             return
         for delivery in deliveries:
-            if not await self._one(delivery, report):
-                return  # this chat has to wait (or is gone): leave its other rows
+            async with self._sending:
+                if self._stopping or not await self._one(delivery, report):
+                    return  # stopping, or this chat has to wait (or is gone): leave the rest
 
     async def _one(self, d: Delivery, report: DrainReport) -> bool:
         story = self.store.story(d.story_id)

@@ -33,6 +33,8 @@ from watchers.fetch import Fetcher, build_client
 
 log = logging.getLogger(__name__)
 
+#: How long a shutdown waits for sends under way (containers get 10 s after SIGTERM).
+SHUTDOWN_DRAIN_SECONDS = 6.0
 #: The chat id the console notifier stands for when no token is set.
 CONSOLE_CHAT_ID = 0
 
@@ -199,15 +201,26 @@ class Service:
                 scheduler.start()
                 log.info("metwatch running with Telegram; %d sources", len(self.rules.sources))
                 await stop.wait()
-                scheduler.shutdown(wait=False)
+                await self._wind_down(scheduler)
                 await self.application.updater.stop()
                 await self.application.stop()
         else:
             scheduler.start()
             log.info("metwatch running (console output); %d sources", len(self.rules.sources))
             await stop.wait()
-            scheduler.shutdown(wait=False)
+            await self._wind_down(scheduler)
         await self.close()
+
+    async def _wind_down(self, scheduler: AsyncIOScheduler) -> None:
+        """Stop starting jobs, let sends under way finish and be marked, then stop.
+
+        Within the 10 s a container gets after SIGTERM: a poll in progress is
+        cancelled (its source is simply polled again next time), a drain is not.
+        """
+        scheduler.pause()
+        await self.deliverer.stop(grace=SHUTDOWN_DRAIN_SECONDS)
+        scheduler.shutdown(wait=False)
+        log.info("metwatch stopped")
 
     async def close(self) -> None:
         if self.health_server is not None:

@@ -462,15 +462,39 @@ class SqlStore:
             )
 
     def migrate_chat(self, old_id: int, new_id: int) -> None:
-        """A group became a supergroup: move the subscriber, follows and outbox."""
+        """A group became a supergroup: move the subscriber, follows and outbox.
+
+        The new chat may already be subscribed (someone sent /start there): then
+        the two are merged, and a story either chat already has is not owed twice.
+        """
         with self._session() as s:
-            for table in (SubscriberRow, SubscriptionRow, DeliveryRow):
-                s.execute(
-                    update(table)
-                    .where(col(table.chat_id) == old_id)
-                    .values(chat_id=new_id)
-                    .execution_options(synchronize_session=False)
-                )
+            old = s.get(SubscriberRow, old_id)
+            if old is None:
+                return
+            if s.get(SubscriberRow, new_id) is None:
+                s.add(
+                    SubscriberRow(
+                        chat_id=new_id, chat_type="supergroup", title=old.title,
+                        created_at=old.created_at, mode=old.mode, digest_hour=old.digest_hour,
+                        paused_until=old.paused_until, quiet_start=old.quiet_start,
+                        quiet_end=old.quiet_end, last_digest_at=old.last_digest_at,
+                    )
+                )  # fmt: skip
+            for sub in s.exec(select(SubscriptionRow).where(SubscriptionRow.chat_id == old_id)):
+                if s.get(SubscriptionRow, (new_id, sub.target)) is None:
+                    s.add(SubscriptionRow(chat_id=new_id, target=sub.target))
+                s.delete(sub)
+            owed = {
+                d.story_id
+                for d in s.exec(select(DeliveryRow).where(DeliveryRow.chat_id == new_id))
+            }
+            for d in s.exec(select(DeliveryRow).where(DeliveryRow.chat_id == old_id)):
+                if d.story_id in owed:
+                    s.delete(d)
+                else:
+                    d.chat_id = new_id
+            s.flush()
+            s.delete(old)
 
     def export_subscribers(self) -> list[dict[str, Any]]:
         """Subscribers and what they follow, as plain JSON-ready data (backups)."""
