@@ -51,11 +51,11 @@ from metwatch.ports import Clock
 from metwatch.store import SqlStore
 from watchers import schedule
 from watchers.addresses import ensure_public
+from watchers.fastparse import FeedParser
 from watchers.fetch import Fetcher
 from watchers.fulltext import fetch_article, fetch_full_text, needs_full_text
 from watchers.normalise import normalise, normalise_unicode
 from watchers.pages import links_from_listing
-from watchers.parse import parse_feed
 from watchers.sitemaps import parse_sitemap
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ class Pipeline:
         self.fulltext_min_chars = fulltext_min_chars
         self.last_tick: datetime | None = None
         self._store_lock = asyncio.Lock()
+        #: feedparser, or the fast parser for sources where it is proven equal.
+        self.feed_parser = FeedParser()
 
     def use_rules(self, rules: RuleSet) -> None:
         """Switch to a new rules version (sources are synced at once)."""
@@ -210,8 +212,9 @@ class Pipeline:
             return ParsedFeed(await self._sitemap_entries(fetched))
         # Parsing is CPU work: in a thread, so the loop keeps serving other fetches.
         return await asyncio.to_thread(
-            parse_feed, fetched.content, fetched.final_url, fetched.content_type
-        )
+            self.feed_parser.parse, spec.id, fetched.content, fetched.final_url,
+            fetched.content_type,
+        )  # fmt: skip
 
     async def _sitemap_entries(self, fetched: FetchResult) -> tuple[RawEntry, ...]:
         sitemap = parse_sitemap(fetched.content, fetched.final_url)
