@@ -160,9 +160,14 @@ class Pipeline:
                 )  # fmt: skip
                 return PollResult(spec.id, None)
             parsed = await self._read(spec, fetched)
-            new_items, entries, now = await self._off_loop(self._add_new, spec, parsed.entries)
+            new_items, entries, now = await self._off_loop(self._find_new, spec, parsed.entries)
             new_items = await self._with_full_text(new_items, entries)
             outcome = await self._off_loop(self._classify_new, spec, new_items, now)
+        except asyncio.CancelledError:
+            # Shutting down mid-poll: hand the claim back so a restart polls it at once.
+            # Nothing of this poll was stored, so nothing is lost.
+            self.store.release_claim(spec.id, self.clock())
+            raise
         except SourceError as e:
             e.source_id = spec.id
             await self._record_failure(spec, state, e)
@@ -197,7 +202,7 @@ class Pipeline:
 
         No network: the full-text step is only part of ``poll``.
         """
-        new_items, _, now = self._add_new(spec, entries)
+        new_items, _, now = self._find_new(spec, entries)
         return self._classify_new(spec, new_items, now)
 
     async def _read(self, spec: SourceSpec, fetched: FetchResult) -> ParsedFeed:
@@ -227,17 +232,18 @@ class Pipeline:
         entries.sort(key=lambda e: e.published or _UNDATED, reverse=True)
         return tuple(entries[:SITEMAP_MAX_ENTRIES])
 
-    def _add_new(
+    def _find_new(
         self, spec: SourceSpec, entries: Sequence[RawEntry]
     ) -> tuple[list[Item], dict[str, RawEntry], datetime]:
-        """normalise -> store; the new items, the entry each came from, and now."""
+        """normalise -> the items new to the store (not stored yet: an item is stored
+        with its classification, so a crash in between cannot lose its alert)."""
         now = self.clock()
         pairs = [(normalise(e, spec, now), e) for e in entries]
         items = _unique([item for item, _ in pairs])
         entry_of: dict[str, RawEntry] = {}
         for item, entry in pairs:
             entry_of.setdefault(item.id, entry)  # first occurrence wins, as in _unique
-        return self.store.add_items(items, now), entry_of, now
+        return self.store.sort_new(items), entry_of, now
 
     async def _with_full_text(self, items: list[Item], entries: dict[str, RawEntry]) -> list[Item]:
         """New teaser-only items with their article's main text (the Fetcher's limits
@@ -267,26 +273,27 @@ class Pipeline:
             return item
         if not body:
             return item
-        body = normalise_unicode(body)
         # content_hash stays the feed's, so the next poll of the same entry is not
         # taken for an edit that would put the teaser back.
-        self.store.set_item_text(item.id, title=title, body=body)
-        return replace(item, title=title, body=body)
+        return replace(item, title=title, body=normalise_unicode(body))
 
     def _classify_new(self, spec: SourceSpec, new_items: list[Item], now: datetime) -> PollOutcome:
         """classify -> cluster -> store with outbox rows, for items new to the store."""
         flagged: list[Classified] = []
+        unflagged: list[Item] = []
         for item in new_items:
             classified = Classified(item, match_item(item, self.rules))
             if not classified.flagged:
+                unflagged.append(item)
                 continue
-            self._file_under_story(classified, now)
+            self._file_under_story(classified, now)  # stores the item with its matches
             for m in classified.matches:
                 log.info(
                     "match %s item=%s source=%s", m.finding_id, item.id, spec.id,
                     extra={"event": "match", "finding": m.finding_id, "item": item.id},
                 )  # fmt: skip
             flagged.append(classified)
+        self.store.add_items(unflagged, now)
         return PollOutcome(spec.id, True, tuple(new_items), tuple(flagged))
 
     def _file_under_story(self, classified: Classified, now: datetime) -> int:

@@ -17,6 +17,10 @@ request log (every sendMessage that reached Telegram) and the outbox (every row 
 sent). A chat with a sendMessage call but no marked row had a send in flight; only those
 chats may get the story twice, and each at most twice.
 
+``test_kill_9_during_the_full_text_fetch_loses_no_alert`` kills a poll instead: while it
+waits for the article page of a new, teaser-only item. Nothing of the poll was stored
+(an item is stored together with its classification), so the restart flags it.
+
 ``tests/test_shutdown.py`` reuses the harness for SIGTERM.
 """
 
@@ -34,10 +38,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from metwatch.store import make_engine, open_store
-from metwatch.store.tables import DeliveryRow
+from metwatch.store.tables import DeliveryRow, SourceRow
 from tests.rules_for_tests import write_rules
 from tests.support.bot_api import BotApiEmulator
 from tests.support.feed_server import FeedServer
@@ -123,6 +128,16 @@ class Harness:
         try:
             with Session(engine) as s:
                 return {r.chat_id: r.status for r in s.exec(select(DeliveryRow))}
+        finally:
+            engine.dispose()
+
+    def expire_claims(self) -> None:
+        """Make every source due now, as if a dead poller's claim lease had run out."""
+        engine = make_engine(self.db_url)
+        try:
+            with Session(engine) as s:
+                s.execute(update(SourceRow).values(next_poll_at=datetime.now(UTC)))
+                s.commit()
         finally:
             engine.dispose()
 
@@ -256,3 +271,47 @@ def test_kill_9_mid_fan_out_then_restart(harness: Harness) -> None:
     assert code == 0, harness.log("second")
     assert took < 10
     assert harness.emu.token not in harness.log("first") + harness.log("second")
+
+
+#: The article page of REPORT: its feed text is a teaser (< 400 characters), so the poll
+#: fetches this page for the full text before classifying the item.
+ARTICLE = (
+    "<html><head><title>Met Police failing to manage sex offenders</title></head><body>"
+    "<article><h1>Met Police failing to manage sex offenders, inspectorate finds</h1>"
+    "<p>The Metropolitan Police is failing to manage sex offenders, the police inspectorate "
+    "has found.</p><p>Too many visits to registered sex offenders were announced in advance, "
+    "inspectors said.</p></article></body></html>"
+)
+
+
+def slow_article_page(harness: Harness) -> None:
+    """Serve REPORT's page, 30 s late: a poll of the feed then hangs in its full-text step."""
+    harness.env["METWATCH_ALLOW_PRIVATE_ADDRESSES"] = "true"  # the page is on 127.0.0.1
+    harness.feeds.serve("/met-report", ARTICLE, content_type="text/html", delay=30)
+
+
+def article_page_is_back(harness: Harness) -> None:
+    harness.feeds.serve("/met-report", ARTICLE, content_type="text/html")
+
+
+def test_kill_9_during_the_full_text_fetch_loses_no_alert(harness: Harness) -> None:
+    """A poll fetches the feed, then the page of a new teaser-only item, then classifies
+    the item: a kill while the page is awaited must not lose the item's alert.
+
+    The killed poll's claim on the source stays for ``CLAIM_LEASE`` (10 min: another
+    instance sharing the database must not poll it meanwhile); the test lets that lease
+    run out at once instead of waiting for it.
+    """
+    slow_article_page(harness)
+    first = harness.start("first")
+    harness.wait_until(lambda: harness.feeds.hits("/met-report") >= 1, 60, first)
+    time.sleep(0.5)  # the poll is waiting for the page (30 s late)
+    first.kill()
+    first.wait(5)
+    assert harness.emu.messages() == []
+    article_page_is_back(harness)
+    harness.expire_claims()
+
+    second = harness.start("second")
+    harness.wait_all_delivered(second, timeout=30)
+    assert Counter(m.chat_id for m in harness.emu.messages()) == Counter(CHATS)

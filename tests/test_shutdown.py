@@ -11,7 +11,10 @@ their message. A graceful stop must
   ``tests/test_crash_restart.py``).
 
 A *graceful* stop does better than a kill: it lets the sends under way finish and marks
-them, so it repeats nothing at all (``test_sigterm_lets_sends_under_way_finish``).
+them, so it repeats nothing at all (``test_sigterm_lets_sends_under_way_finish``). A poll
+the stop cuts short must lose nothing either: not the item it was fetching the article
+page of, and not 10 minutes of polling of its source
+(``test_sigterm_during_the_full_text_fetch_loses_no_alert``): its claim is handed back.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from collections import Counter
 
 import pytest
 
-from tests.test_crash_restart import CHATS, Harness, _chat_calls, _report, harness
+from tests.test_crash_restart import (
+    CHATS,
+    Harness,
+    _chat_calls,
+    _report,
+    article_page_is_back,
+    harness,
+    slow_article_page,
+)
 
 __all__ = ["harness"]  # the fixture, imported for the tests here
 
@@ -96,3 +107,23 @@ def test_sigterm_when_idle_exits_0_at_once(harness: Harness) -> None:
     assert code == 0, harness.log("idle")[-3000:]
     assert took < 8  # docker stop allows 10 s; loaded CI machines are slow
     assert "Traceback" not in harness.log("idle")
+
+
+def test_sigterm_during_the_full_text_fetch_loses_no_alert(harness: Harness) -> None:
+    """SIGTERM while a poll waits for an article page: the poll is cancelled. The item it
+    had already stored must still be classified and sent after the restart, and its source
+    must be polled again at once, not after the 10-minute claim lease."""
+    slow_article_page(harness)
+    first = harness.start("first")
+    harness.wait_until(lambda: harness.feeds.hits("/met-report") >= 1, 60, first)
+    time.sleep(0.5)
+    polls = harness.feeds.hits("/london.xml")
+    code, took = harness.stop(first, GRACE_SECONDS)
+    assert code == 0, harness.log("first")[-3000:]
+    assert took < GRACE_SECONDS
+    article_page_is_back(harness)
+
+    second = harness.start("second")
+    harness.wait_until(lambda: harness.feeds.hits("/london.xml") > polls, 10, second)
+    harness.wait_all_delivered(second, timeout=30)
+    assert Counter(m.chat_id for m in harness.emu.messages()) == Counter(CHATS)

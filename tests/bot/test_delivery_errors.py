@@ -290,7 +290,10 @@ async def test_timeout_keeps_the_delivery_and_repeats_at_most_the_one_in_flight(
     The emulator accepts the message and answers 1.5 s late (``after_processing``); PTB gives
     up after 0.5 s and the deliverer cannot know Telegram sent it, so the row stays pending
     and is sent again on the retry. That is the documented "at most the one in flight"
-    duplicate: one extra message to one chat, never a lost one, and never more than one.
+    duplicate: one extra message per chat whose send timed out, never a lost one. (The
+    bound is per timed-out attempt: if Telegram accepted and then timed out on every retry
+    too, each such attempt would add a copy. The Bot API has no idempotency key to
+    prevent it.)
     """
     _subscribe(store, [A, B])
     _flag(store)

@@ -1,0 +1,56 @@
+"""Shared plumbing of the store: sessions, error wrapping, the meta table.
+
+Database failures that are not programming errors (connection lost, database
+locked) become ``StoreError``; everything else propagates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from metwatch.errors import StoreError
+from metwatch.store.tables import (
+    MetaRow,
+)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; everything metwatch stores is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class StoreBase:
+    """A database engine and the sessions over it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except OperationalError as e:
+            # Connection lost, database locked or unreachable; not our bug.
+            raise StoreError(f"database error: {str(e.orig).splitlines()[0]}") from e
+
+    def get_meta(self, key: str) -> str | None:
+        with self._session() as s:
+            row = s.get(MetaRow, key)
+            return row.value if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._session() as s:
+            row = s.get(MetaRow, key)
+            if row is None:
+                s.add(MetaRow(key=key, value=value))
+            else:
+                row.value = value

@@ -1,0 +1,323 @@
+"""Items, matches and stories, and the outbox rows a flagged item creates.
+
+``record_flagged`` writes matches, the story and one delivery per following
+chat in ONE transaction: a crash never leaves a match without its deliveries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from metwatch.models import (
+    Classified,
+    Evidence,
+    Item,
+    Match,
+    Story,
+    StoryCoverage,
+    StoryLink,
+    StoryMember,
+    assemble_text,
+)
+from metwatch.store.base import StoreBase, aware
+from metwatch.store.tables import (
+    DeliveryRow,
+    ItemRow,
+    MatchRow,
+    StoryItemRow,
+    StoryRow,
+    SubscriberRow,
+    SubscriptionRow,
+)
+
+
+class StoryStore(StoreBase):
+    """Items, their matches, the stories they form and who is owed them."""
+
+    def sort_new(self, items: Iterable[Item]) -> list[Item]:
+        """The items not stored yet (by id, or by link for the same article in another
+        feed), in input order; an edit of a stored item updates its text."""
+        items = list(items)
+        if not items:
+            return []
+        new: list[Item] = []
+        with self._session() as s:
+            known = {
+                row.id: row
+                for row in s.exec(
+                    select(ItemRow).where(col(ItemRow.id).in_([i.id for i in items]))
+                )
+            }
+            urls = [i.url for i in items if i.url]
+            seen_urls = set(s.exec(select(ItemRow.url).where(col(ItemRow.url).in_(urls))))
+            for item in items:
+                row = known.get(item.id)
+                if row is not None:
+                    if row.content_hash != item.content_hash:
+                        row.title, row.summary, row.body = item.title, item.summary, item.body
+                        row.content_hash = item.content_hash
+                elif not (item.url and item.url in seen_urls):
+                    new.append(item)
+                    if item.url:
+                        seen_urls.add(item.url)
+        return new
+
+    def add_items(self, items: Iterable[Item], now: datetime) -> list[Item]:
+        """Store items not seen before; return only the new ones, in input order.
+
+        An item is not new when its id is known, or when another source already
+        gave an item with the same canonical link (the same article in two feeds).
+        A known item whose text changed is updated (an edited title is no new item).
+        """
+        items = list(items)
+        if not items:
+            return []
+        new: list[Item] = []
+        with self._session() as s:
+            # Two IN queries per feed instead of two lookups per item.
+            known = {
+                row.id: row
+                for row in s.exec(
+                    select(ItemRow).where(col(ItemRow.id).in_([i.id for i in items]))
+                )
+            }
+            urls = [i.url for i in items if i.url]
+            seen_urls = (
+                set(s.exec(select(ItemRow.url).where(col(ItemRow.url).in_(urls))))
+                if urls
+                else set()
+            )
+            for item in items:
+                row = known.get(item.id)
+                if row is not None:
+                    if row.content_hash != item.content_hash:
+                        row.title, row.summary, row.body = item.title, item.summary, item.body
+                        row.content_hash = item.content_hash
+                    continue
+                if item.url and item.url in seen_urls:
+                    continue
+                row = _item_row(item, now)
+                s.add(row)
+                known[item.id] = row
+                if item.url:
+                    seen_urls.add(item.url)
+                new.append(item)
+        return new
+
+    def iter_items(self, since: datetime | None = None, batch: int = 500) -> Iterator[Item]:
+        """Every stored item (seen since ``since``), oldest first, read in batches."""
+        offset = 0
+        while True:
+            with self._session() as s:
+                query = select(ItemRow).order_by(col(ItemRow.seen_at), col(ItemRow.id))
+                if since is not None:
+                    query = query.where(col(ItemRow.seen_at) >= since)
+                rows = s.exec(query.offset(offset).limit(batch)).all()
+            yield from (_item(r) for r in rows)
+            if len(rows) < batch:
+                return
+            offset += batch
+
+    def count_items(self, since: datetime | None = None) -> int:
+        with self._session() as s:
+            query = select(func.count()).select_from(ItemRow)
+            if since is not None:
+                query = query.where(col(ItemRow.seen_at) >= since)
+            return s.exec(query).one()
+
+    def record_flagged(
+        self,
+        classified: Classified,
+        story_id: int | None,
+        now: datetime,
+        *,
+        fingerprint: str | None = None,
+        copy_of: str | None = None,
+        summary: Sequence[str] = (),
+    ) -> int:
+        """Write matches, the story and the outbox rows in ONE transaction.
+
+        ``story_id`` joins an existing story (its revision goes up, so chats that
+        already have it get an edit); None starts a new story with ``summary``.
+        Returns the story id.
+        """
+        item = classified.item
+        with self._session() as s:
+            row = s.get(ItemRow, item.id)
+            if row is None:  # stored here, with its matches: never one without the other
+                row = _item_row(item, now)
+                s.add(row)
+                s.flush()
+            row.fingerprint = fingerprint
+            for m in classified.matches:
+                s.add(_match_row(item.id, m))
+            story = s.get(StoryRow, story_id) if story_id is not None else None
+            if story is None:
+                story = StoryRow(
+                    headline=item.title, first_seen=now, updated_at=now,
+                    summary=json.dumps(list(summary)),
+                )  # fmt: skip
+                s.add(story)
+                s.flush()
+            else:
+                story.revision += 1
+                story.updated_at = now
+            assert story.id is not None
+            position = s.exec(select(func.count()).where(StoryItemRow.story_id == story.id)).one()
+            s.add(
+                StoryItemRow(
+                    story_id=story.id, item_id=item.id, position=position, copy_of=copy_of
+                )
+            )
+            self._enqueue(s, story, now)
+            return story.id
+
+    def story_coverage(self, since: datetime, limit: int = 200) -> list[StoryCoverage]:
+        """Stories first seen since ``since``, with their members: clustering candidates.
+
+        Three queries in all, however many stories there are.
+        """
+        with self._session() as s:
+            stories = s.exec(
+                select(StoryRow)
+                .where(col(StoryRow.first_seen) >= since)
+                .order_by(col(StoryRow.first_seen).desc())
+                .limit(limit)
+            ).all()
+            ids = [st.id for st in stories]
+            pairs = s.exec(
+                select(StoryItemRow.story_id, ItemRow)
+                .join(ItemRow, col(ItemRow.id) == col(StoryItemRow.item_id))
+                .where(col(StoryItemRow.story_id).in_(ids))
+            ).all()
+            matches: dict[str, list[MatchRow]] = {}
+            item_ids = [item.id for _, item in pairs]
+            for m in s.exec(select(MatchRow).where(col(MatchRow.item_id).in_(item_ids))):
+                matches.setdefault(m.item_id, []).append(m)
+        members: dict[int, list[StoryMember]] = {}
+        for story_id, item in pairs:
+            members.setdefault(story_id, []).append(_member(item, matches.get(item.id, [])))
+        return [
+            StoryCoverage(st.id, aware(st.first_seen) or since, tuple(members.get(st.id, [])))
+            for st in stories
+            if st.id is not None
+        ]
+
+    def _enqueue(self, s: Session, story: StoryRow, now: datetime) -> None:
+        assert story.id is not None
+        targets = {
+            t
+            for m in s.exec(
+                select(MatchRow)
+                .join(StoryItemRow, col(StoryItemRow.item_id) == col(MatchRow.item_id))
+                .where(StoryItemRow.story_id == story.id)
+            )
+            for t in (m.finding_id, m.topic_id)
+        }
+        chats = s.exec(
+            select(SubscriptionRow.chat_id)
+            .join(SubscriberRow, col(SubscriberRow.chat_id) == col(SubscriptionRow.chat_id))
+            .where(col(SubscriberRow.active), col(SubscriptionRow.target).in_(targets))
+            .distinct()
+        ).all()
+        existing = {
+            d.chat_id: d
+            for d in s.exec(select(DeliveryRow).where(DeliveryRow.story_id == story.id))
+        }
+        for chat_id in chats:
+            row = existing.get(chat_id)
+            if row is None:
+                s.add(
+                    DeliveryRow(
+                        chat_id=chat_id, story_id=story.id, wanted_revision=story.revision,
+                        created_at=now,
+                    )
+                )  # fmt: skip
+            elif row.status in ("pending", "sent"):
+                row.wanted_revision, row.status = story.revision, "pending"
+                row.attempts, row.next_attempt_at = 0, None
+
+    def story(self, story_id: int) -> Story:
+        with self._session() as s:
+            row = s.get_one(StoryRow, story_id)
+            pairs = s.exec(
+                select(ItemRow, StoryItemRow.copy_of)
+                .join(StoryItemRow, col(StoryItemRow.item_id) == col(ItemRow.id))
+                .where(StoryItemRow.story_id == story_id)
+                .order_by(col(StoryItemRow.position))
+            ).all()
+            matches = s.exec(
+                select(MatchRow).where(col(MatchRow.item_id).in_([i.id for i, _ in pairs]))
+            ).all()
+            return _story(row, pairs, matches)
+
+    def recent_stories(self, limit: int = 5) -> list[Story]:
+        with self._session() as s:
+            ids = s.exec(
+                select(StoryRow.id).order_by(col(StoryRow.updated_at).desc()).limit(limit)
+            )
+            wanted = [i for i in ids if i is not None]
+        return [self.story(i) for i in wanted]
+
+
+def _item_row(item: Item, now: datetime) -> ItemRow:
+    return ItemRow(
+        id=item.id, source_id=item.source_id, outlet=item.outlet, url=item.url,
+        title=item.title, summary=item.summary, body=item.body, published=item.published,
+        seen_at=now, content_hash=item.content_hash,
+    )  # fmt: skip
+
+
+def _member(item: ItemRow, matches: Sequence[MatchRow]) -> StoryMember:
+    return StoryMember(
+        item.id, item.fingerprint, assemble_text(item.title, item.summary, item.body),
+        frozenset(m.finding_id for m in matches if not m.topic_only),
+        frozenset(m.topic_id for m in matches),
+        aware(item.published) or aware(item.seen_at) or datetime.now(UTC),
+    )  # fmt: skip
+
+
+def _item(row: ItemRow) -> Item:
+    return Item(
+        row.id, row.source_id, row.outlet, row.url, row.title, row.summary, row.body,
+        aware(row.published), row.content_hash,
+    )  # fmt: skip
+
+
+def _match_row(item_id: str, m: Match) -> MatchRow:
+    evidence = [{"sentence": e.sentence, "start": e.start, "end": e.end} for e in m.evidence]
+    return MatchRow(
+        item_id=item_id, finding_id=m.finding_id, topic_id=m.topic_id, title=m.title,
+        topic_only=m.topic_only, score=m.score, evidence=json.dumps(evidence),
+    )  # fmt: skip
+
+
+def _match(row: MatchRow) -> Match:
+    evidence = tuple(Evidence(**e) for e in json.loads(row.evidence))
+    return Match(row.finding_id, row.topic_id, row.title, row.score, evidence, row.topic_only)
+
+
+def _story(
+    row: StoryRow, pairs: Sequence[tuple[ItemRow, str | None]], matches: Sequence[MatchRow]
+) -> Story:
+    items = [item for item, _ in pairs]
+    order = {item.id: n for n, item in enumerate(items)}
+    merged: dict[str, Match] = {}
+    for m in sorted(matches, key=lambda m: order[m.item_id]):
+        merged.setdefault(m.finding_id, _match(m))
+    real_topics = {m.topic_id for m in merged.values() if not m.topic_only}
+    kept = tuple(m for m in merged.values() if not (m.topic_only and m.topic_id in real_topics))
+    links = tuple(
+        StoryLink(i.id, i.outlet, i.title, i.url, aware(i.published), copy_of)
+        for i, copy_of in pairs
+    )
+    summary = tuple(json.loads(row.summary)) if row.summary else ()
+    first_seen = aware(row.first_seen)
+    assert row.id is not None
+    assert first_seen is not None
+    return Story(row.id, row.headline, summary, links, kept, first_seen, row.revision)
