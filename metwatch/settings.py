@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         default="INFO", description="Logging level."
     )
     tick_seconds: float = Field(
-        default=5.0, gt=0, description="How often the scheduler looks for due sources."
+        default=1.0, gt=0, description="How often the scheduler looks for due sources."
     )
     deliver_seconds: float = Field(
         default=2.0,

@@ -1,7 +1,7 @@
 """When to poll a source next. Pure: the caller passes the clock.
 
-* success: the source's interval plus up to 10% jitter (so sources added
-  together drift apart), but never sooner than the server asked
+* success: the source's interval less up to 10% jitter (so sources added
+  together drift apart, and an item waits at most one interval), but never sooner than the server asked
   (Cache-Control max-age / Expires) or than the feed's own ttl;
 * failure: exponential backoff per consecutive failure, capped, and never
   sooner than a Retry-After;
@@ -22,7 +22,8 @@ def after_success(
     now: datetime, interval: int, wait_hint: float | None = None, rng: random.Random | None = None
 ) -> datetime:
     rng = rng or random.Random()
-    delay = interval * (1 + rng.uniform(0, JITTER))
+    # Jitter below the interval: a new item is seen within one interval at worst.
+    delay = interval * (1 - rng.uniform(0, JITTER))
     if wait_hint is not None:
         delay = max(delay, wait_hint)
     return now + timedelta(seconds=delay)
