@@ -1,7 +1,8 @@
 """When to poll a source next. Pure: the caller passes the clock.
 
 * success: the source's interval less up to 10% jitter (so sources added
-  together drift apart, and an item waits at most one interval), but never sooner than the server asked
+  together drift apart, and an item waits at most one interval), but never
+  sooner than the server asked
   (Cache-Control max-age / Expires) or than the feed's own ttl;
 * failure: exponential backoff per consecutive failure, capped, and never
   sooner than a Retry-After;
