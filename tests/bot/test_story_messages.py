@@ -39,6 +39,17 @@ def _pipeline(store: SqlStore, rules: RuleSet) -> Pipeline:
     return Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
 
 
+def _subscribed(db_url: str, rules: RuleSet, bot: Bot) -> tuple[SqlStore, Pipeline, Deliverer]:
+    """A store with CHAT following the topic, a pipeline and a deliverer over ``bot``."""
+    store = open_store(db_url)
+    store.subscribe(CHAT, ["met-inspection"], NOW)
+    return (
+        store,
+        _pipeline(store, rules),
+        Deliverer(store, TelegramNotifier(bot), clock=lambda: NOW),
+    )
+
+
 def _ingest_seed(pipeline: Pipeline, n: int) -> None:
     seed = META[n]
     spec = SourceSpec(f"seed-{n}", seed["outlet"], "feed", "file:", 3600)
@@ -53,10 +64,7 @@ def _ingest_seed(pipeline: Pipeline, n: int) -> None:
 async def test_later_coverage_edits_the_one_message(
     bot_api: BotApiEmulator, bot: Bot, db_url: str, rules: RuleSet
 ) -> None:
-    store = open_store(db_url)
-    store.subscribe(CHAT, ["met-inspection"], NOW)
-    pipeline = _pipeline(store, rules)
-    deliverer = Deliverer(store, TelegramNotifier(bot), clock=lambda: NOW)
+    store, pipeline, deliverer = _subscribed(db_url, rules, bot)
 
     for n in range(5):
         _ingest_seed(pipeline, n)
@@ -76,10 +84,7 @@ async def test_later_coverage_edits_the_one_message(
 async def test_uneditable_message_gets_a_short_reply(
     bot_api: BotApiEmulator, bot: Bot, db_url: str, rules: RuleSet
 ) -> None:
-    store = open_store(db_url)
-    store.subscribe(CHAT, ["met-inspection"], NOW)
-    pipeline = _pipeline(store, rules)
-    deliverer = Deliverer(store, TelegramNotifier(bot), clock=lambda: NOW)
+    store, pipeline, deliverer = _subscribed(db_url, rules, bot)
     _ingest_seed(pipeline, 1)
     await deliverer.drain()
     first = bot_api.messages(CHAT)[0]
@@ -132,10 +137,7 @@ def test_story_from_the_store_round_trips(db_url: str, rules: RuleSet, tmp_path:
 async def test_a_late_subscriber_gets_the_story_as_it_stands(
     bot_api: BotApiEmulator, bot: Bot, db_url: str, rules: RuleSet
 ) -> None:
-    store = open_store(db_url)
-    store.subscribe(CHAT, ["met-inspection"], NOW)
-    pipeline = _pipeline(store, rules)
-    deliverer = Deliverer(store, TelegramNotifier(bot), clock=lambda: NOW)
+    store, pipeline, deliverer = _subscribed(db_url, rules, bot)
     _ingest_seed(pipeline, 1)
     await deliverer.drain()
 
