@@ -169,9 +169,7 @@ def resemblance(a: Fingerprint, b: Fingerprint) -> float:
     """
     if not a.sketch or not b.sketch:
         return 0.0
-    in_a, in_b = set(a.sketch), set(b.sketch)
-    union = sorted(in_a | in_b)[:SKETCH_SIZE]
-    return sum(1 for h in union if h in in_a and h in in_b) / len(union)
+    return _bottom_k_resemblance(frozenset(a.sketch), frozenset(b.sketch))
 
 
 def is_syndicated_copy(a: Fingerprint, b: Fingerprint, *, threshold: float = 0.8) -> bool:
@@ -197,14 +195,6 @@ def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
 def text_similarity(a: Fingerprint, b: Fingerprint) -> float:
     """Cosine of the two texts' sublinear term-frequency vectors (0..1)."""
     return _cosine(_unit(a.terms), _unit(b.terms))
-
-
-def _centroid(fingerprints: Iterable[Fingerprint]) -> dict[str, float]:
-    centroid: dict[str, float] = {}
-    for fp in fingerprints:
-        for term, weight in _unit(fp.terms).items():
-            centroid[term] = centroid.get(term, 0.0) + weight
-    return centroid
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -270,19 +260,6 @@ class StoryCandidate:
     first_seen: datetime
     members: tuple[ItemFeatures, ...]
 
-    @property
-    def finding_ids(self) -> frozenset[str]:
-        return frozenset[str]().union(*(m.finding_ids for m in self.members))
-
-    @property
-    def topic_ids(self) -> frozenset[str]:
-        return frozenset[str]().union(*(m.topic_ids for m in self.members))
-
-    def began(self, now: datetime) -> datetime:
-        """Time of the earliest coverage: the anchor of the time window."""
-        times = [_effective_time(m.published, now) for m in self.members if m.published]
-        return min([*times, min(self.first_seen, now)])
-
 
 Reason = Literal["syndicated", "shared-findings", "similar-text", "new"]
 
@@ -316,12 +293,159 @@ def assign_story(
     policy: ClusterPolicy = DEFAULT_POLICY,
 ) -> Assignment:
     """Which of ``candidates`` the item joins (``story_id`` None: a new story)."""
-    best: Assignment | None = None
+    index = StoryIndex(capacity=max(len(candidates), 1))
     for candidate in candidates:
-        found = _assess(item, candidate, now, policy)
-        if found is not None and (best is None or _rank(found) > _rank(best)):
-            best = found
-    return best if best is not None else Assignment(None, "new")
+        index.put(candidate)
+    return index.assign(item, now=now, policy=policy)
+
+
+class _Probe:
+    """An item being assigned, with its unit vector and sketch set computed once."""
+
+    __slots__ = ("features", "sketch", "unit", "unit_norm")
+
+    def __init__(self, features: ItemFeatures) -> None:
+        self.features = features
+        self.sketch = frozenset(features.fingerprint.sketch)
+        self.unit = _unit(features.fingerprint.terms)
+        self.unit_norm = math.sqrt(sum(w * w for w in self.unit.values()))
+
+
+class _StoryState:
+    """A candidate story with what every assessment needs, kept up to date as
+    members join, instead of recomputed from the members for every item."""
+
+    __slots__ = ("story_id", "first_seen", "revision", "members", "finding_ids", "topic_ids",
+                 "earliest", "centroid", "centroid_norm")  # fmt: skip
+
+    def __init__(self, story_id: int, first_seen: datetime, revision: int) -> None:
+        self.story_id = story_id
+        self.first_seen = first_seen
+        self.revision = revision
+        #: (item id, sketch as a set) per member, in joining order.
+        self.members: list[tuple[str, frozenset[int]]] = []
+        self.finding_ids: set[str] = set()
+        self.topic_ids: set[str] = set()
+        #: The earliest coverage: first seen, or a member's published time if earlier.
+        self.earliest = first_seen
+        #: Sum of the members' unit vectors, and its norm.
+        self.centroid: dict[str, float] = {}
+        self.centroid_norm = 0.0
+
+    def add(self, member: ItemFeatures) -> None:
+        self.members.append((member.item_id, frozenset(member.fingerprint.sketch)))
+        self.finding_ids |= member.finding_ids
+        self.topic_ids |= member.topic_ids
+        if member.published is not None:
+            self.earliest = min(self.earliest, member.published)
+        centroid = self.centroid
+        for term, weight in _unit(member.fingerprint.terms).items():
+            centroid[term] = centroid.get(term, 0.0) + weight
+        self.centroid_norm = math.sqrt(sum(w * w for w in centroid.values()))
+
+    def began(self, now: datetime) -> datetime:
+        """Time of the earliest coverage (clamped to ``now``): the window's anchor."""
+        return min(self.earliest, now)
+
+    def copy_of(self, probe: _Probe, threshold: float) -> str | None:
+        """The first member ``probe`` is a syndicated copy of, if any."""
+        for item_id, sketch in self.members:
+            shared = len(probe.sketch & sketch)
+            # The bottom-k estimate is at most shared / min(k, |union|): most
+            # members are ruled out by that bound without sorting the union.
+            union = len(probe.sketch) + len(sketch) - shared
+            if not union or shared < threshold * min(SKETCH_SIZE, union):
+                continue
+            if _bottom_k_resemblance(probe.sketch, sketch) >= threshold:
+                return item_id
+        return None
+
+    def cosine(self, probe: _Probe) -> float:
+        a, b = probe.unit, self.centroid
+        if len(b) < len(a):
+            a, b = b, a
+        dot = sum(w * b.get(t, 0.0) for t, w in a.items())
+        norm = probe.unit_norm * self.centroid_norm
+        return dot / norm if norm else 0.0
+
+
+def _bottom_k_resemblance(in_a: frozenset[int], in_b: frozenset[int]) -> float:
+    union = sorted(in_a | in_b)[:SKETCH_SIZE]
+    return sum(1 for h in union if h in in_a and h in in_b) / len(union)
+
+
+class StoryIndex:
+    """The recent stories clustering compares items with, held in memory.
+
+    Features (centroids, sketch sets, finding and topic sets) are computed once
+    per member, not once per member per incoming item. It keeps the newest
+    ``capacity`` stories by first seen; the caller keeps it in step with the
+    store (``revision`` tells which stories changed elsewhere). Pure: no I/O.
+    """
+
+    def __init__(self, capacity: int = 200) -> None:
+        self.capacity = capacity
+        self._stories: dict[int, _StoryState] = {}
+
+    def __len__(self) -> int:
+        return len(self._stories)
+
+    def revision(self, story_id: int) -> int | None:
+        """The revision the index holds for a story, None when it holds none."""
+        state = self._stories.get(story_id)
+        return state.revision if state is not None else None
+
+    def put(self, candidate: StoryCandidate, revision: int = 1) -> None:
+        """Hold ``candidate`` as it stands, replacing what the index had of it."""
+        state = _StoryState(candidate.story_id, candidate.first_seen, revision)
+        for member in candidate.members:
+            state.add(member)
+        self._stories[candidate.story_id] = state
+        self._evict()
+
+    def record(self, story_id: int, item: ItemFeatures, *, first_seen: datetime) -> None:
+        """``item`` was filed under ``story_id`` (a new story when the index lacks it)."""
+        state = self._stories.get(story_id)
+        if state is None:
+            state = self._stories[story_id] = _StoryState(story_id, first_seen, 0)
+        state.add(item)
+        state.revision += 1  # as the store's: 1 for a new story, +1 per member joining
+        self._evict()
+
+    def keep_only(self, story_ids: Iterable[int]) -> None:
+        """Forget every story not in ``story_ids``."""
+        wanted = set(story_ids)
+        for story_id in [s for s in self._stories if s not in wanted]:
+            del self._stories[story_id]
+
+    def assign(
+        self,
+        item: ItemFeatures,
+        *,
+        now: datetime,
+        since: datetime | None = None,
+        policy: ClusterPolicy = DEFAULT_POLICY,
+    ) -> Assignment:
+        """Which held story the item joins (stories first seen before ``since`` are
+        not considered); ``story_id`` None: a new story."""
+        probe = _Probe(item)
+        best: Assignment | None = None
+        for state in self._stories.values():
+            if since is not None and state.first_seen < since:
+                continue
+            found = _assess(probe, state, now, policy)
+            if found is not None and (best is None or _rank(found) > _rank(best)):
+                best = found
+        return best if best is not None else Assignment(None, "new")
+
+    def _evict(self) -> None:
+        if len(self._stories) <= self.capacity:
+            return
+        newest = sorted(
+            self._stories.values(), key=lambda s: (s.first_seen, s.story_id), reverse=True
+        )
+        for state in newest[self.capacity :]:
+            del self._stories[state.story_id]
 
 
 def _rank(a: Assignment) -> tuple[bool, float, int]:
@@ -330,27 +454,17 @@ def _rank(a: Assignment) -> tuple[bool, float, int]:
 
 
 def _assess(
-    item: ItemFeatures, story: StoryCandidate, now: datetime, policy: ClusterPolicy
+    probe: _Probe, story: _StoryState, now: datetime, policy: ClusterPolicy
 ) -> Assignment | None:
     """The assignment to ``story`` if the item may join it, else None."""
+    item = probe.features
     if not story.members or not item.topic_ids & story.topic_ids:
         return None
     gap = abs(_effective_time(item.published, now) - story.began(now))
     if gap > timedelta(days=policy.window_days):
         return None
-    copy_of = next(
-        (
-            m.item_id
-            for m in story.members
-            if is_syndicated_copy(
-                item.fingerprint, m.fingerprint, threshold=policy.syndication_jaccard
-            )
-        ),
-        None,
-    )
-    similarity = _cosine(
-        _unit(item.fingerprint.terms), _centroid(m.fingerprint for m in story.members)
-    )
+    copy_of = story.copy_of(probe, policy.syndication_jaccard)
+    similarity = story.cosine(probe)
     shared = item.finding_ids & story.finding_ids
     reason: Reason
     if copy_of is not None:
@@ -361,7 +475,7 @@ def _assess(
         reason = "similar-text"
     else:
         return None
-    jaccard = _jaccard(item.finding_ids, story.finding_ids)
+    jaccard = _jaccard(item.finding_ids, frozenset(story.finding_ids))
     return Assignment(story.story_id, reason, similarity, jaccard, copy_of)
 
 

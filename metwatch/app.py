@@ -29,7 +29,9 @@ from metwatch.ports import Notifier
 from metwatch.rules_reload import RulesReloader
 from metwatch.settings import Settings
 from metwatch.store import SqlStore, open_store
+from watchers.fastparse import FeedParser
 from watchers.fetch import Fetcher, build_client
+from watchers.parse_pool import ParsePool
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,12 @@ class Service:
         else:
             self.notifier = ConsoleNotifier()
             self.store.subscribe(CONSOLE_CHAT_ID, [t.id for t in self.rules.topics], self.clock())
+        #: feedparser in worker processes (another core; a hostile feed kills a worker).
+        self.parse_pool = ParsePool(settings.parse_processes) if settings.parse_processes else None
         self.pipeline = Pipeline(
             self.store, self.fetcher, self.rules, clock=self.clock,
+            feed_parser=FeedParser(reference=self.parse_pool.parse)
+            if self.parse_pool is not None else FeedParser(),
             failure_threshold=settings.failure_threshold,
             max_backoff=settings.max_backoff_seconds, alert_admins=self.alert_admins,
             allow_private=settings.allow_private_addresses,
@@ -228,4 +234,6 @@ class Service:
             self.health_server.server_close()
         await self.fetcher.client.aclose()
         await self.document_fetcher.client.aclose()
+        if self.parse_pool is not None:
+            self.parse_pool.close()
         self.store.engine.dispose()

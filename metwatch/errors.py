@@ -32,6 +32,18 @@ class SourceError(MetwatchError):
     def __str__(self) -> str:
         return f"{self.message} ({self.url})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # The keyword-only arguments defeat pickle's default (it replays only
+        # ``args``); feeds are parsed in a worker process, and its errors cross back.
+        return (_restore, (type(self), self.message, dict(self.__dict__)))
+
+
+def _restore(cls: type[SourceError], message: str, state: dict[str, object]) -> SourceError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class FetchError(SourceError):
     """The source URL could not be fetched (network, timeout, HTTP status, size)."""

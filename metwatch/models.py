@@ -187,6 +187,8 @@ class StoryCoverage:
     story_id: int
     first_seen: datetime
     members: tuple[StoryMember, ...]
+    #: Goes up by one with each member; tells a cached copy it is stale.
+    revision: int = 1
 
 
 @dataclass(frozen=True, slots=True)

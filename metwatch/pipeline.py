@@ -27,7 +27,7 @@ from bot.stories import (
     Fingerprint,
     ItemFeatures,
     StoryCandidate,
-    assign_story,
+    StoryIndex,
     features_of,
     fingerprint,
 )
@@ -74,6 +74,8 @@ _UNDATED = datetime.min.replace(tzinfo=UTC)
 #: limited separately (Fetcher); this bounds the parsed feeds held in memory
 #: while they wait for their turn to be stored.
 MAX_POLLS_IN_FLIGHT = 16
+#: Recent stories an item is compared with (the newest by first seen).
+STORY_CANDIDATES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,8 @@ class PollResult:
     source_id: str
     #: The outcome; None when the source answered 304 Not Modified; or the error.
     value: PollOutcome | None | SourceError
+    #: For a 304: when to poll next (the tick records all its 304s in one write).
+    next_poll: datetime | None = None
 
 
 class Pipeline:
@@ -100,6 +104,7 @@ class Pipeline:
         allow_private: bool = False,
         fulltext_min_chars: int = 0,
         document_fetcher: Fetcher | None = None,
+        feed_parser: FeedParser | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
@@ -118,7 +123,9 @@ class Pipeline:
         self.last_tick: datetime | None = None
         self._store_lock = asyncio.Lock()
         #: feedparser, or the fast parser for sources where it is proven equal.
-        self.feed_parser = FeedParser()
+        self.feed_parser = feed_parser or FeedParser()
+        #: Clustering candidates in memory, kept in step with the store.
+        self.story_index = StoryIndex(capacity=STORY_CANDIDATES)
 
     def use_rules(self, rules: RuleSet) -> None:
         """Switch to a new rules version (sources are synced at once)."""
@@ -144,8 +151,21 @@ class Pipeline:
 
         polls = [bounded(specs[st.id], st) for st in due if st.id in specs]
         results = list(await asyncio.gather(*polls))
+        await self._record_not_modified(results, specs)
         self.last_tick = self.clock()
         return results
+
+    async def _record_not_modified(
+        self, results: Sequence[PollResult], specs: dict[str, SourceSpec]
+    ) -> None:
+        """All of a tick's 304 answers in one write: a 304 costs no parsing, and a
+        batch costs a thirtieth of a transaction per source."""
+        polls = [(r.source_id, r.next_poll) for r in results if r.next_poll is not None]
+        if not polls:
+            return
+        for source_id in self.store.record_not_modified(polls, self.clock()):
+            spec = specs[source_id]
+            await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
 
     async def poll(self, spec: SourceSpec, state: SourceState) -> PollResult:
         try:
@@ -154,11 +174,8 @@ class Pipeline:
             )
             now = self.clock()
             if fetched.not_modified:
-                self.store.record_success(
-                    spec.id, now=now, etag=None, last_modified=None, new_items=0, modified=False,
-                    next_poll=schedule.after_success(now, spec.interval, fetched.wait_hint),
-                )  # fmt: skip
-                return PollResult(spec.id, None)
+                next_poll = schedule.after_success(now, spec.interval, fetched.wait_hint)
+                return PollResult(spec.id, None, next_poll)
             parsed = await self._read(spec, fetched)
             new_items, entries, now = await self._off_loop(self._find_new, spec, parsed.entries)
             new_items = await self._with_full_text(new_items, entries)
@@ -301,19 +318,32 @@ class Pipeline:
         features = features_of(classified)
         when = min(classified.item.published or now, now)
         since = when - timedelta(days=self.cluster_policy.window_days)
-        candidates = [_candidate(c) for c in self.store.story_coverage(since)]
-        decision = assign_story(features, candidates, now=now, policy=self.cluster_policy)
+        self._sync_story_index()
+        decision = self.story_index.assign(
+            features, now=now, since=since, policy=self.cluster_policy
+        )
         story_id = self.store.record_flagged(
             classified, decision.story_id, now,
             fingerprint=features.fingerprint.to_json(), copy_of=decision.copy_of,
             summary=summarise(classified.item.text) if decision.story_id is None else (),
         )  # fmt: skip
+        self.story_index.record(story_id, features, first_seen=now)
         log.info(
             "story %s item=%s reason=%s similarity=%.2f findings=%.2f",
             story_id, classified.item.id, decision.reason, decision.similarity,
             decision.finding_jaccard,
         )  # fmt: skip
         return story_id
+
+    def _sync_story_index(self) -> None:
+        """Bring the candidates in memory up to date with the store: one small
+        query, and members loaded only for stories that changed elsewhere (another
+        instance filed an item) or that the index has not seen."""
+        current = self.store.recent_story_revisions(STORY_CANDIDATES)
+        self.story_index.keep_only(story_id for story_id, _ in current)
+        stale = [sid for sid, rev in current if self.story_index.revision(sid) != rev]
+        for coverage in self.store.story_coverage(stale):
+            self.story_index.put(_candidate(coverage), coverage.revision)
 
     async def _record_failure(self, spec: SourceSpec, state: SourceState, e: SourceError) -> None:
         now = self.clock()

@@ -1,8 +1,9 @@
 """Sources: sync with the rules, claim due ones, record poll outcomes, health.
 
 Several instances may share one PostgreSQL database: ``claim_due_sources``
-moves a source's ``next_poll_at`` forward with a compare-and-set, so exactly
-one instance polls it.
+moves the due sources' ``next_poll_at`` to a lease in one UPDATE whose subquery
+locks the rows it picks and skips rows locked by another instance, so exactly
+one instance polls each source.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import Connection, bindparam, func, update
+from sqlalchemy.exc import NoResultFound
 from sqlmodel import col, select
+from sqlmodel.sql.expression import Select
 
 from metwatch.errors import StoreError
 from metwatch.models import (
@@ -26,6 +29,23 @@ from metwatch.store.tables import (
 
 #: How long a claimed source stays claimed if its poller dies mid-poll.
 CLAIM_LEASE = timedelta(minutes=10)
+
+#: The columns a claim hands back, in ``SourceState`` order.
+_STATE_COLUMNS = (
+    col(SourceRow.id), col(SourceRow.url), col(SourceRow.etag),
+    col(SourceRow.last_modified), col(SourceRow.error_count),
+)  # fmt: skip
+
+#: One 304 answer: the same as ``record_success(..., modified=False, new_items=0)``.
+#: Executed with a list of parameters, it is one executemany for a whole batch.
+_NOT_MODIFIED = (
+    update(SourceRow)
+    .where(col(SourceRow.id) == bindparam("source_id"))
+    .values(
+        last_polled_at=bindparam("now"), last_success_at=bindparam("now"),
+        next_poll_at=bindparam("next_poll"), error_count=0, failing=False, last_error=None,
+    )
+)  # fmt: skip
 
 
 class SourceStore(StoreBase):
@@ -67,30 +87,19 @@ class SourceStore(StoreBase):
             )
 
     def claim_due_sources(self, now: datetime, limit: int = 100) -> list[SourceState]:
-        """Claim sources due at ``now``: each is handed to exactly one caller."""
-        claimed: list[SourceState] = []
+        """Claim sources due at ``now``, most overdue first: each is handed to one caller.
+
+        The claim moves ``next_poll_at`` to ``now + CLAIM_LEASE``, so the source is not
+        due again until its poll is recorded, or the lease runs out if the poller dies.
+        """
+        lease = now + CLAIM_LEASE
         with self._session() as s:
-            rows = s.exec(
-                select(SourceRow)
-                .where(col(SourceRow.enabled), col(SourceRow.next_poll_at) <= now)
-                .order_by(col(SourceRow.next_poll_at))
-                .limit(limit)
-            ).all()
-            for row in rows:
-                result = s.execute(
-                    update(SourceRow)
-                    .where(
-                        col(SourceRow.id) == row.id,
-                        col(SourceRow.next_poll_at) == row.next_poll_at,
-                    )
-                    .values(next_poll_at=now + CLAIM_LEASE)
-                    .execution_options(synchronize_session=False)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(
-                        SourceState(row.id, row.url, row.etag, row.last_modified, row.error_count)
-                    )
-        return claimed
+            # Core statements on the session's connection: no ORM objects are loaded,
+            # so the ORM has nothing to track or synchronise.
+            conn = s.connection()
+            if conn.dialect.name == "sqlite":
+                return _claim_on_sqlite(conn, now, lease, limit)
+            return _claim_locking(conn, now, lease, limit)
 
     def release_claim(self, source_id: str, now: datetime) -> None:
         """A poll was abandoned (shutdown): the source is due again at once."""
@@ -121,6 +130,32 @@ class SourceStore(StoreBase):
             row.error_count, row.failing, row.last_error = 0, False, None
             row.items_seen += new_items
             return recovered
+
+    def record_not_modified(
+        self, polls: Sequence[tuple[str, datetime]], now: datetime
+    ) -> list[str]:
+        """Record good polls answered 304 Not Modified: ``(source_id, next_poll)`` each.
+
+        The same as ``record_success(source_id, now=now, next_poll=next_poll,
+        etag=None, last_modified=None, new_items=0, modified=False)`` for each in turn,
+        but in one transaction of two statements, not a transaction per source.
+        Returns the ids of the sources that were failing and have recovered, once
+        each, in the order of ``polls``.
+
+        Raises:
+            NoResultFound: a source id is not in the table (nothing is recorded).
+        """
+        if not polls:
+            return []
+        ids = list(dict.fromkeys(source_id for source_id, _ in polls))
+        with self._session() as s:
+            conn = s.connection()
+            failing = _failing_among(conn, ids)
+            conn.execute(
+                _NOT_MODIFIED,
+                [{"source_id": sid, "next_poll": at, "now": now} for sid, at in polls],
+            )
+        return [sid for sid in ids if failing[sid]]
 
     def record_failure(
         self, source_id: str, *, now: datetime, next_poll: datetime, error: str, threshold: int
@@ -163,3 +198,80 @@ class SourceStore(StoreBase):
     def source_interval(self, source_id: str) -> int:
         with self._session() as s:
             return s.get_one(SourceRow, source_id).interval
+
+
+def _due(now: datetime, limit: int) -> Select[str, datetime | None]:
+    """The ``limit`` most overdue enabled sources, locked against other instances.
+
+    SKIP LOCKED passes over rows another instance's claim holds, instead of waiting
+    for it and then claiming them again. SQLAlchemy renders the lock only where the
+    database has one: SQLite has a single writer and needs none.
+    """
+    return (
+        select(col(SourceRow.id), col(SourceRow.next_poll_at))
+        .where(col(SourceRow.enabled), col(SourceRow.next_poll_at) <= now)
+        .order_by(col(SourceRow.next_poll_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _claim_locking(
+    conn: Connection, now: datetime, lease: datetime, limit: int
+) -> list[SourceState]:
+    """One statement: UPDATE ... FROM (the locked due rows) ... RETURNING.
+
+    RETURNING reports the new ``next_poll_at`` (the lease), so the old one, for the
+    order, comes from the subquery: PostgreSQL lets RETURNING read it.
+    """
+    due = _due(now, limit).subquery("due")
+    rows = conn.execute(
+        update(SourceRow)
+        .where(col(SourceRow.id) == due.c.id)
+        .values(next_poll_at=lease)
+        .returning(*_STATE_COLUMNS, due.c.next_poll_at)
+    )
+    # RETURNING comes in no particular order; the last column is only the sort key.
+    return [SourceState(*r[:-1]) for r in sorted(rows, key=lambda r: r[-1])]
+
+
+def _claim_on_sqlite(
+    conn: Connection, now: datetime, lease: datetime, limit: int
+) -> list[SourceState]:
+    """Two statements: read the due ids in order, then claim them with RETURNING.
+
+    SQLite's RETURNING can read neither the old ``next_poll_at`` nor the UPDATE's
+    FROM clause, so the order needs its own read. The UPDATE checks again that each
+    row is still due: another process on the same file (``poll --once`` beside the
+    daemon) may have claimed it since.
+    """
+    order = {sid: n for n, sid in enumerate(conn.execute(_due(now, limit)).scalars())}
+    rows = conn.execute(
+        update(SourceRow)
+        .where(
+            col(SourceRow.id).in_(list(order)),
+            col(SourceRow.enabled),
+            col(SourceRow.next_poll_at) <= now,
+        )
+        .values(next_poll_at=lease)
+        .returning(*_STATE_COLUMNS)
+    )
+    # RETURNING comes in no particular order.
+    return [SourceState(*r) for r in sorted(rows, key=lambda r: order[r[0]])]
+
+
+def _failing_among(conn: Connection, ids: Sequence[str]) -> dict[str, bool]:
+    """Whether each source is failing now.
+
+    Raises:
+        NoResultFound: an id is not in the table, as ``record_success`` raises.
+    """
+    failing: dict[str, bool] = dict(
+        conn.execute(
+            select(col(SourceRow.id), col(SourceRow.failing)).where(col(SourceRow.id).in_(ids))
+        ).all()
+    )
+    missing = [sid for sid in ids if sid not in failing]
+    if missing:
+        raise NoResultFound(f"no such source: {', '.join(missing)}")
+    return failing

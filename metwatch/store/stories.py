@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
 from metwatch.models import (
@@ -76,8 +76,10 @@ class StoryStore(StoreBase):
         """Store the items ``sort_new`` finds new; return them, in input order."""
         new = self.sort_new(items)
         if new:
+            # One multi-row INSERT (Core): the ORM's unit of work costs more than
+            # the insert itself for rows nothing else in this session touches.
             with self._session() as s:
-                s.add_all(_item_row(item, now) for item in new)
+                s.execute(insert(ItemRow), [_item_values(item, now) for item in new])
         return new
 
     def iter_items(self, since: datetime | None = None, batch: int = 500) -> Iterator[Item]:
@@ -148,23 +150,35 @@ class StoryStore(StoreBase):
             self._enqueue(s, story, now)
             return story.id
 
-    def story_coverage(self, since: datetime, limit: int = 200) -> list[StoryCoverage]:
-        """Stories first seen since ``since``, with their members: clustering candidates.
+    def recent_story_revisions(self, limit: int = 200) -> list[tuple[int, int]]:
+        """(story id, revision) of the ``limit`` newest stories by first seen.
+
+        Cheap enough to ask before every clustering decision: an in-memory index
+        of candidates reloads only the stories whose revision it does not hold
+        (another instance added to them, or opened them).
+        """
+        with self._session() as s:
+            rows = s.exec(
+                select(StoryRow.id, StoryRow.revision)
+                .order_by(col(StoryRow.first_seen).desc(), col(StoryRow.id).desc())
+                .limit(limit)
+            ).all()
+        return [(story_id, revision) for story_id, revision in rows if story_id is not None]
+
+    def story_coverage(self, story_ids: Sequence[int]) -> list[StoryCoverage]:
+        """These stories with their members, as clustering candidates.
 
         Three queries in all, however many stories there are.
         """
+        if not story_ids:
+            return []
         with self._session() as s:
-            stories = s.exec(
-                select(StoryRow)
-                .where(col(StoryRow.first_seen) >= since)
-                .order_by(col(StoryRow.first_seen).desc())
-                .limit(limit)
-            ).all()
-            ids = [st.id for st in stories]
+            stories = s.exec(select(StoryRow).where(col(StoryRow.id).in_(story_ids))).all()
             pairs = s.exec(
                 select(StoryItemRow.story_id, ItemRow)
                 .join(ItemRow, col(ItemRow.id) == col(StoryItemRow.item_id))
-                .where(col(StoryItemRow.story_id).in_(ids))
+                .where(col(StoryItemRow.story_id).in_(story_ids))
+                .order_by(col(StoryItemRow.position))
             ).all()
             matches: dict[str, list[MatchRow]] = {}
             item_ids = [item.id for _, item in pairs]
@@ -174,7 +188,12 @@ class StoryStore(StoreBase):
         for story_id, item in pairs:
             members.setdefault(story_id, []).append(_member(item, matches.get(item.id, [])))
         return [
-            StoryCoverage(st.id, aware(st.first_seen) or since, tuple(members.get(st.id, [])))
+            StoryCoverage(
+                st.id,
+                aware(st.first_seen) or datetime.now(UTC),
+                tuple(members.get(st.id, [])),
+                st.revision,
+            )  # fmt: skip
             for st in stories
             if st.id is not None
         ]
@@ -236,12 +255,16 @@ class StoryStore(StoreBase):
         return [self.story(i) for i in wanted]
 
 
+def _item_values(item: Item, now: datetime) -> dict[str, object]:
+    return {
+        "id": item.id, "source_id": item.source_id, "outlet": item.outlet, "url": item.url,
+        "title": item.title, "summary": item.summary, "body": item.body,
+        "published": item.published, "seen_at": now, "content_hash": item.content_hash,
+    }  # fmt: skip
+
+
 def _item_row(item: Item, now: datetime) -> ItemRow:
-    return ItemRow(
-        id=item.id, source_id=item.source_id, outlet=item.outlet, url=item.url,
-        title=item.title, summary=item.summary, body=item.body, published=item.published,
-        seen_at=now, content_hash=item.content_hash,
-    )  # fmt: skip
+    return ItemRow(**_item_values(item, now))  # type: ignore[arg-type]
 
 
 def _member(item: ItemRow, matches: Sequence[MatchRow]) -> StoryMember:

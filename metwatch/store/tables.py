@@ -74,7 +74,9 @@ class StoryRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     headline: str
-    first_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    first_seen: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     revision: int = 1
     #: The extractive summary as a JSON list of sentences.

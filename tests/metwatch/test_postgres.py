@@ -13,6 +13,11 @@ from sqlalchemy.exc import OperationalError
 
 from metwatch.models import SourceSpec
 from metwatch.store import open_store
+from tests.metwatch.test_source_batches import (
+    check_batch_equals_one_by_one,
+    check_claims_in_due_order,
+    check_unknown_source_records_nothing,
+)
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
@@ -57,6 +62,16 @@ def test_instances_never_claim_the_same_source(pg_url: str) -> None:
     assert instances[1].claim_due_sources(NOW) == []  # leased: nothing due any more
     for store in instances:
         store.engine.dispose()
+
+
+def test_claim_is_one_locking_statement(pg_url: str) -> None:
+    (sent,) = check_claims_in_due_order(pg_url, statements_per_claim=1)
+    assert "FOR UPDATE SKIP LOCKED" in sent
+
+
+def test_batch_of_not_modified_on_postgres(pg_url: str) -> None:
+    check_batch_equals_one_by_one(pg_url)
+    check_unknown_source_records_nothing(pg_url)
 
 
 def test_schema_and_outbox_work_on_postgres(pg_url: str) -> None:

@@ -1,0 +1,101 @@
+"""Clustering candidates held in memory stay in step with the store, also when
+another instance files items into the same database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ruamel.yaml import YAML
+
+from bot.stories import ItemFeatures, StoryCandidate, StoryIndex, fingerprint
+from classifiers.rules import RuleSet
+from metwatch.models import SourceSpec
+from metwatch.pipeline import Pipeline
+from metwatch.store import SqlStore, open_store
+from tests.conftest import ROOT
+from watchers.article import article_from_text
+
+NOW = datetime(2024, 8, 15, 18, 0, tzinfo=UTC)
+SEEDS = ROOT / "seeds"
+META = YAML(typ="safe").load((SEEDS / "seeds.yaml").read_text())
+MET = frozenset({"met-inspection"})
+
+
+def _pipeline(store: SqlStore, rules: RuleSet) -> Pipeline:
+    return Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
+
+
+def _ingest_seed(pipeline: Pipeline, n: int) -> None:
+    seed = META[n]
+    spec = SourceSpec(f"seed-{n}", seed["outlet"], "feed", "file:", 3600)
+    text = (SEEDS / seed["file"]).read_text(encoding="utf-8")
+    entry = article_from_text(
+        text, headline=seed["headline"], link=f"https://outlet{n}.example/report",
+        published=datetime(2024, 8, 15, 6 + n, tzinfo=UTC),
+    )  # fmt: skip
+    outcome = pipeline.ingest(spec, [entry])
+    assert len(outcome.flagged) == 1
+
+
+def _story_ids(store: SqlStore) -> list[int]:
+    return [story_id for story_id, _ in store.recent_story_revisions()]
+
+
+def test_two_instances_file_the_seeds_under_one_story(db_url: str, rules: RuleSet) -> None:
+    first, second = open_store(db_url), open_store(db_url)
+    a, b = _pipeline(first, rules), _pipeline(second, rules)
+
+    _ingest_seed(a, 0)  # a opens the story
+    _ingest_seed(b, 1)  # b has never seen it: loads it, joins it
+    _ingest_seed(a, 2)  # a holds revision 1, the store has 2: a reloads, joins
+    _ingest_seed(b, 3)
+    _ingest_seed(b, 4)
+
+    [story_id] = _story_ids(first)
+    story = first.story(story_id)
+    assert [link.url for link in story.links] == [
+        f"https://outlet{n}.example/report" for n in range(5)
+    ]
+    # Each index holds the revision the store has: nothing stale is compared with.
+    assert a.story_index.revision(story_id) == 3  # its own view before b's last two
+    a._sync_story_index()
+    assert a.story_index.revision(story_id) == b.story_index.revision(story_id) == 5
+
+
+def test_a_story_deleted_elsewhere_is_forgotten(db_url: str, rules: RuleSet) -> None:
+    store = open_store(db_url)
+    pipeline = _pipeline(store, rules)
+    _ingest_seed(pipeline, 0)
+    assert len(pipeline.story_index) == 1
+
+    with store.engine.begin() as conn:
+        for table in ("deliveries", "story_items", "stories"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    pipeline._sync_story_index()
+
+    assert len(pipeline.story_index) == 0
+
+
+def _features(item_id: str, text: str, published: datetime) -> ItemFeatures:
+    findings = frozenset({"graded-inadequate"})
+    return ItemFeatures(item_id, fingerprint(text), findings, MET, published)
+
+
+def test_the_index_keeps_the_newest_stories_only() -> None:
+    index = StoryIndex(capacity=3)
+    for n in range(5):
+        when = NOW + timedelta(minutes=n)
+        index.record(n + 1, _features(f"i{n}", f"story number {n} words", when), first_seen=when)
+
+    assert len(index) == 3
+    assert [index.revision(n) for n in range(1, 6)] == [None, None, 1, 1, 1]
+
+
+def test_stories_first_seen_before_the_window_are_not_candidates() -> None:
+    text = (SEEDS / META[0]["file"]).read_text(encoding="utf-8")
+    copy = _features("copy", text, NOW)
+    index = StoryIndex()
+    index.put(StoryCandidate(7, NOW - timedelta(days=1), (_features("orig", text, NOW),)))
+
+    assert index.assign(copy, now=NOW).story_id == 7
+    assert index.assign(copy, now=NOW, since=NOW - timedelta(hours=1)).story_id is None
