@@ -6,6 +6,8 @@
   (Cache-Control max-age / Expires) or than the feed's own ttl;
 * failure: exponential backoff per consecutive failure, capped, and never
   sooner than a Retry-After;
+* a hint longer than ``MAX_HINT`` (a day) counts as a day: a ttl of a year or
+  an Expires in 2099 is a misconfiguration, and must not silence a source;
 * a new source: polled within 15 s, spread so that sources do not start together;
   a restart keeps each source's stored next poll (it neither polls everything at
   once nor waits a full interval for everything).
@@ -17,6 +19,12 @@ import random
 from datetime import datetime, timedelta
 
 JITTER = 0.1
+#: The longest wait a site's hint can impose (longer when the interval is longer).
+MAX_HINT = 24 * 3600.0
+
+
+def _honoured(hint: float, interval: int) -> float:
+    return min(hint, max(MAX_HINT, float(interval)))
 
 
 def after_success(
@@ -26,7 +34,7 @@ def after_success(
     # Jitter below the interval: a new item is seen within one interval at worst.
     delay = interval * (1 - rng.uniform(0, JITTER))
     if wait_hint is not None:
-        delay = max(delay, wait_hint)
+        delay = max(delay, _honoured(wait_hint, interval))
     return now + timedelta(seconds=delay)
 
 
@@ -44,7 +52,7 @@ def after_failure(
     backoff = interval * 2 ** max(failures - 1, 0)
     delay = min(backoff, max(max_backoff, interval)) * (1 + rng.uniform(0, JITTER))
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        delay = max(delay, _honoured(retry_after, interval))
     return now + timedelta(seconds=delay)
 
 

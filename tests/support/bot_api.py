@@ -1877,6 +1877,9 @@ def _member_json(user: JSONDict, status: str) -> JSONDict:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 overflows when a client opens dozens of
+    # connections at once, and each dropped SYN is retried only after 1 s.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], emulator: BotApiEmulator) -> None:
         self.emulator = emulator

@@ -320,6 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 overflows when a client opens dozens of
+    # connections at once, and each dropped SYN is retried only after 1 s.
+    request_queue_size = 128
 
     def __init__(self, owner: FeedServer) -> None:
         self.owner = owner

@@ -182,3 +182,20 @@ async def test_never_polls_sooner_than_the_site_asks(
     assert wait["ttl"] >= 7200
     assert wait["cached"] >= 5400
     assert 270 <= wait["plain"] <= 300  # the interval less at most 10% jitter
+
+
+async def test_a_hint_of_years_is_honoured_for_a_day_only(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    year = 365 * 24 * 60
+    feed_server.serve("/ttl.xml", rss([ITEM], ttl=year * 1000))  # minutes: a thousand years
+    feed_server.serve("/expires.xml", rss([ITEM]), headers={"Cache-Control": "max-age=99999999"})
+    feed_server.serve("/429.xml", "later", status=429, headers={"Retry-After": "999999999"})
+    urls = {n: feed_server.url(f"/{n}.xml") for n in ("ttl", "expires", "429")}
+    pipeline = _pipeline(tmp_path, db_url, client, urls)
+
+    await _poll_all(pipeline)
+
+    for h in pipeline.store.source_health():
+        assert h.next_poll is not None
+        assert (h.next_poll - NOW).total_seconds() == pytest.approx(24 * 3600, rel=0.11), h.id
