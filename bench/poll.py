@@ -89,6 +89,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import types
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -354,6 +355,23 @@ class Metwatch:
         self.store.engine.dispose()
 
 
+@contextlib.contextmanager
+def _light_main() -> Iterator[None]:
+    """Start processes as the ``metwatch`` console script would.
+
+    A "spawn" worker re-imports the parent's ``__main__``: this script, with
+    SQLAlchemy, the classifiers and the test corpus (~70 MB more). The service's
+    ``__main__`` is the console script, which imports only ``metwatch.cli``
+    (a worker then peaks at ~29 MB). So workers start under a bare ``__main__``.
+    """
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real
+
+
 def _proc_cpu(pid: int) -> float:
     """utime + stime of a live process, from /proc (children are not in process_time)."""
     try:
@@ -437,7 +455,8 @@ async def cold_pass(mw: Metwatch, budget: float) -> Pass:
     gc.collect()
     # Start the parse workers first: a restarted service starts them once, not per pass.
     if mw.parse_pool is not None:
-        mw.parse_pool.parse(realistic_feed(1, seed=0).encode(), "http://warm.up/", "")
+        with _light_main():
+            mw.parse_pool.parse(realistic_feed(1, seed=0).encode(), "http://warm.up/", "")
     cpu0, wall0 = mw.cpu(), time.perf_counter()
     try:
         results = await asyncio.wait_for(mw.pipeline.tick(everything=True), budget)
@@ -584,7 +603,10 @@ async def run_metwatch(
                 if r < repeats - 1:
                     continue
                 # The parse workers are metwatch too: their peak adds to the main one's.
-                peak = rss_mb() + mw.worker_peak_rss()
+                main_rss, worker_rss = rss_mb(), mw.worker_peak_rss()
+                peak = main_rss + worker_rss
+                say(f"  peak RSS: main process {main_rss:.0f} MB + parse workers "
+                    f"{worker_rss:.0f} MB")  # fmt: skip
                 # The last database goes on to the warm and change passes.
                 catch_up(mw, site, rules, say)
                 for w in range(repeats):

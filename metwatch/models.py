@@ -259,11 +259,24 @@ class SourceHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class NewItem:
+    """A new item as a poll reports it: enough to count and name it, not its text.
+
+    A tick over a thousand new sources returns every poll's outcome at once; with
+    full items that held 50,000 article texts in memory until the tick ended.
+    """
+
+    id: str
+    title: str
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PollOutcome:
     """What polling one source produced (the success value of a poll)."""
 
     source_id: str
     fetched: bool
-    new_items: tuple[Item, ...] = ()
+    new_items: tuple[NewItem, ...] = ()
     flagged: tuple[Classified, ...] = ()
     notes: tuple[str, ...] = field(default=())

@@ -39,6 +39,7 @@ from metwatch.models import (
     Classified,
     FetchResult,
     Item,
+    NewItem,
     ParsedFeed,
     PollOutcome,
     RawEntry,
@@ -310,8 +311,9 @@ class Pipeline:
                     extra={"event": "match", "finding": m.finding_id, "item": item.id},
                 )  # fmt: skip
             flagged.append(classified)
-        self.store.add_items(unflagged, now)
-        return PollOutcome(spec.id, True, tuple(new_items), tuple(flagged))
+        self.store.insert_items(unflagged, now)  # _find_new sorted them: no second look
+        reported = tuple(NewItem(i.id, i.title, i.url) for i in new_items)
+        return PollOutcome(spec.id, True, reported, tuple(flagged))
 
     def _file_under_story(self, classified: Classified, now: datetime) -> int:
         """cluster: join a recent story about the same event, or start one."""

@@ -10,7 +10,9 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from metwatch.models import (
@@ -75,12 +77,30 @@ class StoryStore(StoreBase):
     def add_items(self, items: Iterable[Item], now: datetime) -> list[Item]:
         """Store the items ``sort_new`` finds new; return them, in input order."""
         new = self.sort_new(items)
-        if new:
-            # One multi-row INSERT (Core): the ORM's unit of work costs more than
-            # the insert itself for rows nothing else in this session touches.
-            with self._session() as s:
-                s.execute(insert(ItemRow), [_item_values(item, now) for item in new])
+        self.insert_items(new, now)
         return new
+
+    def insert_items(self, items: Sequence[Item], now: datetime) -> None:
+        """Store items ``sort_new`` has just found new, without asking again.
+
+        One multi-row INSERT (Core: the ORM's unit of work costs more than the
+        insert for rows nothing else touches). What was stored in the meantime,
+        by another poll of this tick or another instance, is skipped: an id with
+        ON CONFLICT, a canonical link by one look-up of links.
+        """
+        if not items:
+            return
+        table = ItemRow.__table__  # type: ignore[attr-defined]
+        dialect = self.engine.dialect.name
+        statement = (
+            pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+        ).on_conflict_do_nothing(index_elements=["id"])
+        with self._session() as s:
+            urls = [i.url for i in items if i.url]
+            stored = set(s.exec(select(ItemRow.url).where(col(ItemRow.url).in_(urls))))
+            rows = [_item_values(i, now) for i in items if not (i.url and i.url in stored)]
+            if rows:
+                s.execute(statement, rows)
 
     def iter_items(self, since: datetime | None = None, batch: int = 500) -> Iterator[Item]:
         """Every stored item (seen since ``since``), oldest first, read in batches."""
@@ -124,9 +144,11 @@ class StoryStore(StoreBase):
             row = s.get(ItemRow, item.id)
             if row is None:  # stored here, with its matches: never one without the other
                 row = _item_row(item, now)
+                row.fingerprint = fingerprint  # before the INSERT: no UPDATE after it
                 s.add(row)
                 s.flush()
-            row.fingerprint = fingerprint
+            else:
+                row.fingerprint = fingerprint
             for m in classified.matches:
                 s.add(_match_row(item.id, m))
             story = s.get(StoryRow, story_id) if story_id is not None else None

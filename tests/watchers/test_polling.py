@@ -199,3 +199,24 @@ async def test_a_hint_of_years_is_honoured_for_a_day_only(
     for h in pipeline.store.source_health():
         assert h.next_poll is not None
         assert (h.next_poll - NOW).total_seconds() == pytest.approx(24 * 3600, rel=0.11), h.id
+
+
+async def test_the_same_article_in_feeds_polled_together_is_stored_once(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    # Two outlets' feeds carry one article (its own GUID in each, the same link
+    # once tracking is removed), and several sources are polled at once.
+    for n in range(6):
+        copy = FeedItem(
+            title="Met inspection", guid=f"copy-{n}",
+            link=f"https://news.example.com/met-report?utm_source=feed{n}",
+        )  # fmt: skip
+        feed_server.serve(f"/f{n}.xml", rss([copy, FeedItem(title=f"own {n}", guid=f"own-{n}")]))
+    urls = {f"f{n}": feed_server.url(f"/f{n}.xml") for n in range(6)}
+    pipeline = _pipeline(tmp_path, db_url, client, urls)
+
+    await _poll_all(pipeline)
+
+    stored = [i for i in pipeline.store.iter_items() if i.title == "Met inspection"]
+    assert len(stored) == 1
+    assert pipeline.store.count_items() == 7  # the article once, and each feed's own item
