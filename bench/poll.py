@@ -111,19 +111,18 @@ from metwatch.models import PollOutcome, RawEntry, SourceSpec  # noqa: E402
 from metwatch.pipeline import Pipeline, PollResult  # noqa: E402
 from metwatch.store import SqlStore, open_store  # noqa: E402
 from metwatch.store.tables import ItemRow, SourceRow  # noqa: E402
+from metwatch.workers import WorkerPool, inline  # noqa: E402
 from tests.support.feed_server import FeedServer  # noqa: E402
 from tests.support.feeds import FeedItem, realistic_feed, realistic_item, rss  # noqa: E402
-from watchers.fastparse import FeedParser  # noqa: E402
 from watchers.fetch import Fetcher, build_client  # noqa: E402
 from watchers.normalise import normalise  # noqa: E402
 from watchers.parse import parse_feed  # noqa: E402
-from watchers.parse_pool import ParsePool  # noqa: E402
 
 ITEMS_PER_FEED = 50
 MAX_CONCURRENT = 32
 PER_HOST = 32
-#: feedparser worker processes, as METWATCH_PARSE_PROCESSES (``--parse-processes``).
-PARSE_PROCESSES = 1
+#: Worker processes (parsing, fingerprints, summaries), as METWATCH_WORKER_PROCESSES.
+WORKER_PROCESSES = 1
 TIMEOUT = 20.0
 MAX_BYTES = 10 * 1024 * 1024  # METWATCH_MAX_RESPONSE_BYTES default
 INTERVAL = 60
@@ -312,7 +311,7 @@ class Metwatch:
     store: SqlStore
     client: httpx.AsyncClient
     pipeline: Pipeline
-    parse_pool: ParsePool | None = None
+    workers: WorkerPool | None = None
 
     @classmethod
     def open(cls, folder: Path, rules: RuleSet, timeout: float = TIMEOUT) -> Metwatch:
@@ -324,21 +323,20 @@ class Metwatch:
         )
         # Full text for short items stays off: their links (news.example.com) are not
         # served here, and nothing may leave loopback.
-        pool = ParsePool(PARSE_PROCESSES) if PARSE_PROCESSES else None
-        parser = FeedParser(reference=pool.parse) if pool is not None else FeedParser()
+        pool = WorkerPool(WORKER_PROCESSES) if WORKER_PROCESSES else None
         pipeline = Pipeline(
-            store, fetcher, rules, clock=utc_now, fulltext_min_chars=0, feed_parser=parser
-        )
+            store, fetcher, rules, clock=utc_now, fulltext_min_chars=0,
+            run=pool.run if pool is not None else inline,
+        )  # fmt: skip
         pipeline.sync_sources()
         return cls(store, client, pipeline, pool)
 
     def worker_pids(self) -> list[int]:
-        """The parse workers' process ids (they start on the first parse)."""
-        pool = self.parse_pool._pool if self.parse_pool is not None else None
-        return list(pool._processes) if pool is not None else []  # type: ignore[attr-defined]
+        """The worker processes' process ids (they start on the first parse)."""
+        return self.workers.pids() if self.workers is not None else []
 
     def cpu(self) -> float:
-        """CPU seconds of this process and its parse workers (the feed site excluded)."""
+        """CPU seconds of this process and its worker processes (the feed site excluded)."""
         return time.process_time() + sum(_proc_cpu(pid) for pid in self.worker_pids())
 
     def worker_peak_rss(self) -> float:
@@ -350,8 +348,8 @@ class Metwatch:
 
     async def close(self) -> None:
         await self.client.aclose()
-        if self.parse_pool is not None:
-            self.parse_pool.close()
+        if self.workers is not None:
+            self.workers.close()
         self.store.engine.dispose()
 
 
@@ -453,10 +451,10 @@ async def cold_pass(mw: Metwatch, budget: float) -> Pass:
     ``catch_up`` skips items already stored in any case).
     """
     gc.collect()
-    # Start the parse workers first: a restarted service starts them once, not per pass.
-    if mw.parse_pool is not None:
+    # Start the worker processes first: a restarted service starts them once, not per pass.
+    if mw.workers is not None:
         with _light_main():
-            mw.parse_pool.parse(realistic_feed(1, seed=0).encode(), "http://warm.up/", "")
+            mw.workers.run(parse_feed, realistic_feed(1, seed=0).encode(), "http://warm.up/", "")
     cpu0, wall0 = mw.cpu(), time.perf_counter()
     try:
         results = await asyncio.wait_for(mw.pipeline.tick(everything=True), budget)
@@ -602,10 +600,10 @@ async def run_metwatch(
                 say(f"  cold   #{r + 1}: {cold[-1].line()}")
                 if r < repeats - 1:
                     continue
-                # The parse workers are metwatch too: their peak adds to the main one's.
+                # The worker processes are metwatch too: their peak adds to the main one's.
                 main_rss, worker_rss = rss_mb(), mw.worker_peak_rss()
                 peak = main_rss + worker_rss
-                say(f"  peak RSS: main process {main_rss:.0f} MB + parse workers "
+                say(f"  peak RSS: main process {main_rss:.0f} MB + worker processes "
                     f"{worker_rss:.0f} MB")  # fmt: skip
                 # The last database goes on to the warm and change passes.
                 catch_up(mw, site, rules, say)
@@ -1025,7 +1023,7 @@ def report(
         ("baseline: throughput", f"{base_rate:.0f} items/s", "", None),
         ("cold / baseline throughput", f"{ratio:.2f}x", f">= {COLD_RATIO_TARGET:g}x",
          ratio >= COLD_RATIO_TARGET),
-        ("peak RSS (main + parse workers, cold)", f"{results.peak_rss_mb:.0f} MB",
+        ("peak RSS (main + worker processes, cold)", f"{results.peak_rss_mb:.0f} MB",
          f"<= {RSS_TARGET_MB:g} MB", results.peak_rss_mb <= RSS_TARGET_MB),
         ("warm (all 304): wall", f"{warm_wall:.2f} s", f"<= {WARM_WALL_TARGET * scale:g} s",
          warm_wall <= WARM_WALL_TARGET * scale),
@@ -1085,11 +1083,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tracemalloc", action="store_true", help="add a cold pass under tracemalloc"
     )
     parser.add_argument(
-        "--parse-processes", type=int, default=PARSE_PROCESSES, metavar="N",
-        help="feedparser worker processes, as METWATCH_PARSE_PROCESSES (default 1; 0: threads)",
+        "--workers", type=int, default=WORKER_PROCESSES, metavar="N",
+        help="worker processes, as METWATCH_WORKER_PROCESSES (default 1; 0: none)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    globals()["PARSE_PROCESSES"] = args.parse_processes
+    globals()["WORKER_PROCESSES"] = args.workers
     if args.quick:
         args.feeds, args.repeats = 100, 1
     if not 1 <= args.feeds <= TICK_LIMIT:

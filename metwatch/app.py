@@ -29,9 +29,8 @@ from metwatch.ports import Notifier
 from metwatch.rules_reload import RulesReloader
 from metwatch.settings import Settings
 from metwatch.store import SqlStore, open_store
-from watchers.fastparse import FeedParser
+from metwatch.workers import WorkerPool, inline
 from watchers.fetch import Fetcher, build_client
-from watchers.parse_pool import ParsePool
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +87,12 @@ class Service:
         else:
             self.notifier = ConsoleNotifier()
             self.store.subscribe(CONSOLE_CHAT_ID, [t.id for t in self.rules.topics], self.clock())
-        #: feedparser in worker processes (another core; a hostile feed kills a worker).
-        self.parse_pool = ParsePool(settings.parse_processes) if settings.parse_processes else None
+        #: Parsing, fingerprints and summaries in worker processes (another core;
+        #: a hostile feed kills a worker, not metwatch).
+        self.workers = WorkerPool(settings.worker_processes) if settings.worker_processes else None
         self.pipeline = Pipeline(
             self.store, self.fetcher, self.rules, clock=self.clock,
-            feed_parser=FeedParser(reference=self.parse_pool.parse)
-            if self.parse_pool is not None else FeedParser(),
+            run=self.workers.run if self.workers is not None else inline,
             failure_threshold=settings.failure_threshold,
             max_backoff=settings.max_backoff_seconds, alert_admins=self.alert_admins,
             allow_private=settings.allow_private_addresses,
@@ -234,6 +233,6 @@ class Service:
             self.health_server.server_close()
         await self.fetcher.client.aclose()
         await self.document_fetcher.client.aclose()
-        if self.parse_pool is not None:
-            self.parse_pool.close()
+        if self.workers is not None:
+            self.workers.close()
         self.store.engine.dispose()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from bot.prepare import StoryInputs, story_inputs
 from bot.stories import (
     DEFAULT_POLICY,
     ClusterPolicy,
@@ -31,7 +32,6 @@ from bot.stories import (
     features_of,
     fingerprint,
 )
-from bot.summary import summarise
 from classifiers.match import match_item
 from classifiers.rules import RuleSet
 from metwatch.errors import FetchError, SourceError
@@ -50,6 +50,7 @@ from metwatch.models import (
 )
 from metwatch.ports import Clock
 from metwatch.store import SqlStore
+from metwatch.workers import Runner, WorkerDied, inline
 from watchers import schedule
 from watchers.addresses import ensure_public
 from watchers.fastparse import FeedParser
@@ -106,6 +107,7 @@ class Pipeline:
         fulltext_min_chars: int = 0,
         document_fetcher: Fetcher | None = None,
         feed_parser: FeedParser | None = None,
+        run: Runner = inline,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
@@ -124,7 +126,9 @@ class Pipeline:
         self.last_tick: datetime | None = None
         self._store_lock = asyncio.Lock()
         #: feedparser, or the fast parser for sources where it is proven equal.
-        self.feed_parser = feed_parser or FeedParser()
+        self.feed_parser = feed_parser or FeedParser(run=run)
+        #: Where pure CPU-heavy stages run: here, or in worker processes.
+        self.run = run
         #: Clustering candidates in memory, kept in step with the store.
         self.story_index = StoryIndex(capacity=STORY_CANDIDATES)
 
@@ -180,7 +184,11 @@ class Pipeline:
             parsed = await self._read(spec, fetched)
             new_items, entries, now = await self._off_loop(self._find_new, spec, parsed.entries)
             new_items = await self._with_full_text(new_items, entries)
-            outcome = await self._off_loop(self._classify_new, spec, new_items, now)
+            # Classifying and preparing are pure: no store lock, and preparing runs
+            # in a worker process when there is one.
+            classified = await asyncio.to_thread(self._classify, new_items)
+            prepared = await asyncio.to_thread(self._prepare, classified)
+            outcome = await self._off_loop(self._store_classified, spec, classified, prepared, now)
         except asyncio.CancelledError:
             # Shutting down mid-poll: hand the claim back so a restart polls it at once.
             # Nothing of this poll was stored, so nothing is lost.
@@ -221,7 +229,8 @@ class Pipeline:
         No network: the full-text step is only part of ``poll``.
         """
         new_items, _, now = self._find_new(spec, entries)
-        return self._classify_new(spec, new_items, now)
+        classified = self._classify(new_items)
+        return self._store_classified(spec, classified, self._prepare(classified), now)
 
     async def _read(self, spec: SourceSpec, fetched: FetchResult) -> ParsedFeed:
         """The fetched body as entries, read according to the source's kind."""
@@ -295,29 +304,51 @@ class Pipeline:
         # taken for an edit that would put the teaser back.
         return replace(item, title=title, body=normalise_unicode(body))
 
-    def _classify_new(self, spec: SourceSpec, new_items: list[Item], now: datetime) -> PollOutcome:
-        """classify -> cluster -> store with outbox rows, for items new to the store."""
-        flagged: list[Classified] = []
-        unflagged: list[Item] = []
-        for item in new_items:
-            classified = Classified(item, match_item(item, self.rules))
-            if not classified.flagged:
-                unflagged.append(item)
-                continue
-            self._file_under_story(classified, now)  # stores the item with its matches
-            for m in classified.matches:
+    def _classify(self, items: Sequence[Item]) -> list[Classified]:
+        """classify: pure, so it needs no store lock."""
+        rules = self.rules
+        return [Classified(item, match_item(item, rules)) for item in items]
+
+    def _prepare(self, classified: Sequence[Classified]) -> list[StoryInputs]:
+        """Fingerprints and summaries of the flagged items, in a worker when there is one."""
+        texts = [c.item.text for c in classified if c.flagged]
+        if not texts:
+            return []
+        try:
+            return self.run(story_inputs, texts)
+        except WorkerDied:
+            # One of these texts killed a worker: not worth risking this process
+            # on the summary. Fingerprints are plain hashing; the stories go out
+            # without a summary rather than not at all.
+            log.exception("summaries failed for %d items; sent without", len(texts))
+            return [(fingerprint(text), ()) for text in texts]
+
+    def _store_classified(
+        self,
+        spec: SourceSpec,
+        classified: Sequence[Classified],
+        prepared: Sequence[StoryInputs],
+        now: datetime,
+    ) -> PollOutcome:
+        """cluster -> store with outbox rows, for classified items new to the store."""
+        flagged = [c for c in classified if c.flagged]
+        for c, (fp, summary) in zip(flagged, prepared, strict=True):
+            self._file_under_story(c, fp, summary, now)  # stores the item with its matches
+            for m in c.matches:
                 log.info(
-                    "match %s item=%s source=%s", m.finding_id, item.id, spec.id,
-                    extra={"event": "match", "finding": m.finding_id, "item": item.id},
+                    "match %s item=%s source=%s", m.finding_id, c.item.id, spec.id,
+                    extra={"event": "match", "finding": m.finding_id, "item": c.item.id},
                 )  # fmt: skip
-            flagged.append(classified)
+        unflagged = [c.item for c in classified if not c.flagged]
         self.store.insert_items(unflagged, now)  # _find_new sorted them: no second look
-        reported = tuple(NewItem(i.id, i.title, i.url) for i in new_items)
+        reported = tuple(NewItem(c.item.id, c.item.title, c.item.url) for c in classified)
         return PollOutcome(spec.id, True, reported, tuple(flagged))
 
-    def _file_under_story(self, classified: Classified, now: datetime) -> int:
+    def _file_under_story(
+        self, classified: Classified, fp: Fingerprint, summary: Sequence[str], now: datetime
+    ) -> int:
         """cluster: join a recent story about the same event, or start one."""
-        features = features_of(classified)
+        features = features_of(classified, fp)
         when = min(classified.item.published or now, now)
         since = when - timedelta(days=self.cluster_policy.window_days)
         self._sync_story_index()
@@ -326,8 +357,8 @@ class Pipeline:
         )
         story_id = self.store.record_flagged(
             classified, decision.story_id, now,
-            fingerprint=features.fingerprint.to_json(), copy_of=decision.copy_of,
-            summary=summarise(classified.item.text) if decision.story_id is None else (),
+            fingerprint=fp.to_json(), copy_of=decision.copy_of,
+            summary=summary if decision.story_id is None else (),
         )  # fmt: skip
         self.story_index.record(story_id, features, first_seen=now)
         log.info(

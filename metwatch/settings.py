@@ -89,12 +89,13 @@ class Settings(BaseSettings):
         description="A new item with less text than this (and a link) gets its article "
         "page fetched once for the full text; 0 turns this off.",
     )
-    parse_processes: int = Field(
+    worker_processes: int = Field(
         default=1,
         ge=0,
         le=16,
-        description="Worker processes for feedparser, so parsing uses another core and "
-        "a hostile feed cannot exhaust the main process; 0 parses in threads.",
+        description="Worker processes for feed parsing, fingerprints and summaries: "
+        "another core for that work, and a hostile feed kills a worker, not metwatch; "
+        "0 runs it all in the main process.",
     )
     cluster_window_days: float = Field(
         default=3.0,

@@ -20,15 +20,16 @@ Pure apart from the per-source proof counters it keeps.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import fastfeedparser
 from lxml import etree
 
+from metwatch.errors import ParseError
 from metwatch.models import ParsedFeed, RawEntry
-from watchers.parse import parse_feed, refresh_hint
+from metwatch.workers import Runner, WorkerDied, inline
+from watchers.parse import absolute_link, parse_feed, refresh_hint
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,15 @@ _HINTS = frozenset({"ttl", "sy:updateperiod", "sy:updatefrequency"})
 
 
 class FeedParser:
-    """``parse_feed`` with a fast path for sources where it is proven equal."""
+    """``parse_feed`` with a fast path for sources where it is proven equal.
 
-    def __init__(
-        self,
-        proof_polls: int = PROOF_POLLS,
-        *,
-        reference: Callable[[bytes, str, str], ParsedFeed] = parse_feed,
-    ) -> None:
+    ``run`` decides where feedparser and the proofs run: here (``inline``) or in
+    worker processes (``WorkerPool.run``). Only the proof counters live here.
+    """
+
+    def __init__(self, proof_polls: int = PROOF_POLLS, *, run: Runner = inline) -> None:
         self.proof_polls = proof_polls
-        #: feedparser: ``parse_feed`` here, or run by a ``ParsePool``'s workers.
-        self.reference = reference
+        self.run = run
         self._proofs: dict[str, int] = {}
 
     def fast_sources(self) -> list[str]:
@@ -69,36 +68,66 @@ class FeedParser:
     def parse(
         self, source_id: str, content: bytes, url: str, content_type: str = ""
     ) -> ParsedFeed:
-        """Parse a feed body (raises ``ParseError`` as ``parse_feed`` does)."""
+        """Parse a feed body (raises ``ParseError`` as ``parse_feed`` does, and when
+        the worker parsing it dies)."""
+        try:
+            return self._parse(source_id, content, url, content_type)
+        except WorkerDied as e:
+            raise ParseError(
+                "the feed parser process died reading this body (out of memory or "
+                "crashed); the feed is probably malformed or hostile",
+                url=url,
+            ) from e
+
+    def _parse(self, source_id: str, content: bytes, url: str, content_type: str) -> ParsedFeed:
         proofs = self._proofs.get(source_id, 0)
         if proofs == _DISPROVEN:
-            return self.reference(content, url, content_type)
-        root = _well_formed_root(content)
-        if root is None:
-            return self.reference(content, url, content_type)
-        if proofs >= self.proof_polls:
-            try:
-                return _parse_fast(content, root)
-            except Exception:  # any failure of the fast path: the reference decides
-                log.debug("fast parser failed for %s; using feedparser", source_id)
-                return self.reference(content, url, content_type)
-        reference = self.reference(content, url, content_type)
-        self._prove(source_id, proofs, content, root, reference)
-        return reference
+            return self.run(parse_feed, content, url, content_type)
+        if proofs < self.proof_polls:
+            reference, same = self.run(read_and_prove, content, url, content_type)
+            if same is not None:
+                self._record_proof(source_id, proofs, same)
+            return reference
+        return self.run(read_fast, content, url, content_type)
 
-    def _prove(
-        self, source_id: str, proofs: int, content: bytes, root: Any, reference: ParsedFeed
-    ) -> None:
-        try:
-            # The whole ParsedFeed: a differing refresh hint would poll sooner than asked.
-            same = _parse_fast(content, root) == reference
-        except Exception:  # a parser that raises where feedparser reads is not proven
-            same = False
+    def _record_proof(self, source_id: str, proofs: int, same: bool) -> None:
         self._proofs[source_id] = proofs + 1 if same else _DISPROVEN
         if not same:
             log.info(
                 "source %s stays on feedparser: the fast parser reads it differently", source_id
             )
+
+
+def read_fast(content: bytes, url: str, content_type: str = "") -> ParsedFeed:
+    """A proven source's body: the fast path when the body is well-formed XML and
+    the fast parser reads it without error, else feedparser."""
+    root = _well_formed_root(content)
+    if root is not None:
+        try:
+            return _parse_fast(content, url, root)
+        except Exception:  # any failure of the fast path: the reference decides
+            log.debug("fast parser failed on %s; using feedparser", url)
+    return parse_feed(content, url, content_type)
+
+
+def read_and_prove(
+    content: bytes, url: str, content_type: str = ""
+) -> tuple[ParsedFeed, bool | None]:
+    """feedparser's reading of a body, and whether the fast path reads it the same.
+
+    None: no proof either way (the body is not well-formed XML, which always goes
+    to feedparser). One function, so a worker process does the whole proof.
+    """
+    reference = parse_feed(content, url, content_type)
+    root = _well_formed_root(content)
+    if root is None:
+        return reference, None
+    try:
+        # The whole ParsedFeed: a differing refresh hint would poll sooner than asked.
+        same = _parse_fast(content, url, root) == reference
+    except Exception:  # a parser that raises where feedparser reads is not proven
+        same = False
+    return reference, same
 
 
 def _well_formed_root(content: bytes) -> Any | None:
@@ -109,11 +138,11 @@ def _well_formed_root(content: bytes) -> Any | None:
         return None
 
 
-def _parse_fast(content: bytes, root: Any) -> ParsedFeed:
+def _parse_fast(content: bytes, url: str, root: Any) -> ParsedFeed:
     """``content`` read by fastfeedparser; ``root`` is its lxml tree, for the refresh hint."""
     parsed = fastfeedparser.parse(content, include_tags=False, include_media=False,
                                   include_enclosures=False)  # fmt: skip
-    return ParsedFeed(tuple(_entry(e) for e in parsed.entries), _refresh_hint(root))
+    return ParsedFeed(tuple(_entry(e, url) for e in parsed.entries), _refresh_hint(root))
 
 
 def _refresh_hint(root: Any) -> float | None:
@@ -172,7 +201,7 @@ def _own_text(element: Any) -> str:
     return "".join([element.text or "", *(child.tail or "" for child in element)])
 
 
-def _entry(entry: Any) -> RawEntry:
+def _entry(entry: Any, url: str) -> RawEntry:
     summary = entry.get("description") or ""
     contents = [c.get("value", "") for c in entry.get("content") or []]
     # fastfeedparser repeats the description as content when there is none.
@@ -181,7 +210,7 @@ def _entry(entry: Any) -> RawEntry:
         content = ""
     return RawEntry(
         guid=entry.get("id") or None,
-        link=entry.get("link") or None,
+        link=absolute_link(entry.get("link"), url),
         title=entry.get("title") or "",
         summary=summary,
         content=content,

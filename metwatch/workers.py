@@ -1,0 +1,106 @@
+"""Worker processes for the pure, CPU-heavy stages: feedparser, fingerprints, summaries.
+
+Two reasons. One process holds one core (the GIL): the fetches, the store and
+the classifier need the main process's, and parsing and summarising can run on
+another. And a body that kills its parser (out of memory, a crash in C code)
+kills a worker, not metwatch: that call raises ``WorkerDied`` and the next one
+gets a fresh worker.
+
+What runs here must be a module-level function of picklable arguments (it is
+sent to the worker by name). ``run`` blocks: call it from a thread (the
+pipeline does). ``inline`` is the same contract without processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import ParamSpec, Protocol, TypeVar
+
+from metwatch.errors import MetwatchError
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: A worker is replaced after this many calls, so whatever a library keeps
+#: between calls (feedparser, pysbd) cannot grow for the life of the service.
+CALLS_PER_WORKER = 5000
+
+
+class WorkerDied(MetwatchError):
+    """The worker process running a call died (killed, out of memory, crashed)."""
+
+
+class Runner(Protocol):
+    """Runs ``fn(*args)`` somewhere and returns its result (or raises its error)."""
+
+    def __call__(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+def inline(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """A ``Runner`` without processes: the call runs here."""
+    return fn(*args, **kwargs)
+
+
+class WorkerPool:
+    """``processes`` worker processes, started on the first call."""
+
+    def __init__(self, processes: int) -> None:
+        if processes < 1:
+            raise ValueError("a worker pool needs at least one process")
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args)`` in a worker; its exceptions come back as they were raised.
+
+        Raises:
+            WorkerDied: the worker died during the call (it has been replaced).
+        """
+        pool = self._running_pool()
+        try:
+            return pool.submit(fn, *args, **kwargs).result()
+        except BrokenProcessPool as e:
+            self._replace(pool)
+            name = getattr(fn, "__name__", repr(fn))
+            log.warning("a worker process died running %s; it has been replaced", name)
+            raise WorkerDied(f"the worker process died running {name}") from e
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (none before the first call)."""
+        with self._lock:
+            pool = self._pool
+        processes = getattr(pool, "_processes", None) or {}
+        return list(processes)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _running_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # "spawn", not fork: the service has threads (asyncio's, the
+                # store's) whose locks a forked child would inherit mid-use.
+                self._pool = ProcessPoolExecutor(
+                    self.processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    max_tasks_per_child=CALLS_PER_WORKER,
+                )
+            return self._pool
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Drop a broken pool (once, however many calls saw it break)."""
+        with self._lock:
+            if self._pool is broken:
+                self._pool = None
+        broken.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,113 @@
+"""Pure stages in real worker processes: the same result as in-process, errors come
+back with their sentence, and a worker that dies fails one call, not metwatch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.prepare import story_inputs
+from classifiers.rules import RuleSet
+from metwatch.errors import ParseError
+from metwatch.models import SourceSpec
+from metwatch.pipeline import Pipeline
+from metwatch.store import open_store
+from metwatch.workers import WorkerDied, WorkerPool
+from tests.conftest import ROOT
+from tests.support.feeds import realistic_feed
+from watchers.article import article_from_text
+from watchers.fastparse import FeedParser
+from watchers.parse import parse_feed
+
+URL = "http://feeds.example/news.xml"
+NOW = datetime(2024, 8, 15, 18, 0, tzinfo=UTC)
+
+
+def die() -> None:
+    """What a C-level crash or the OOM killer does to the process running a call."""
+    os._exit(1)
+
+
+@pytest.fixture
+def pool() -> Iterator[WorkerPool]:
+    pool = WorkerPool(1)
+    yield pool
+    pool.close()
+
+
+def test_a_worker_parses_as_feedparser_does(pool: WorkerPool) -> None:
+    body = realistic_feed(20, seed=3).encode()
+
+    parsed = pool.run(parse_feed, body, URL, "application/rss+xml")
+
+    assert parsed == parse_feed(body, URL, "application/rss+xml")
+    assert len(parsed.entries) == 20
+    assert len(pool.pids()) == 1 and os.getpid() not in pool.pids()
+
+
+def test_a_parse_error_comes_back_with_its_sentence(pool: WorkerPool) -> None:
+    with pytest.raises(ParseError) as caught:
+        pool.run(parse_feed, b"<html><body>Not here</body></html>", URL, "text/html")
+
+    assert caught.value.message == "not a feed: got text/html"
+    assert caught.value.url == URL
+
+
+def test_a_dead_worker_fails_one_call_and_is_replaced(pool: WorkerPool) -> None:
+    pool.run(parse_feed, realistic_feed(1, seed=1).encode(), URL)
+    first = pool.pids()
+
+    with pytest.raises(WorkerDied, match="died running die"):
+        pool.run(die)
+
+    body = realistic_feed(5, seed=2).encode()
+    assert pool.run(parse_feed, body, URL) == parse_feed(body, URL)
+    assert pool.pids() != first
+
+
+def test_feed_parser_proves_and_reads_in_the_worker(pool: WorkerPool) -> None:
+    parser = FeedParser(proof_polls=1, run=pool.run)
+    body = realistic_feed(10, seed=4).encode()
+
+    first = parser.parse("s", body, URL)  # the proof: both parsers, in the worker
+    second = parser.parse("s", body, URL)  # proven: the fast path, in the worker
+
+    assert first == second == parse_feed(body, URL)
+    assert parser.fast_sources() == ["s"]
+
+
+def test_a_parser_worker_dying_is_a_parse_error_of_that_source(pool: WorkerPool) -> None:
+    def dying(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return pool.run(die)
+
+    parser = FeedParser(run=dying)
+
+    with pytest.raises(ParseError, match="feed parser process died") as caught:
+        parser.parse("s", realistic_feed(2, seed=5).encode(), URL)
+    assert caught.value.url == URL
+
+
+def test_a_worker_dying_on_summaries_still_files_the_story(
+    pool: WorkerPool, db_url: str, rules: RuleSet
+) -> None:
+    def summaries_die(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return pool.run(die) if fn is story_inputs else fn(*args, **kwargs)
+
+    store = open_store(db_url)
+    store.subscribe(7, ["met-inspection"], NOW)
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW, run=summaries_die)  # type: ignore[arg-type]  # no fetching here
+    seed = (ROOT / "seeds" / "000_a29e9b15b3bba61a.txt").read_text(encoding="utf-8")
+    spec = SourceSpec("seed", "Outlet", "feed", "file:", 3600)
+    entry = article_from_text(seed, headline="Met failing victims", link="https://o.example/a")
+
+    outcome = pipeline.ingest(spec, [entry])
+
+    assert len(outcome.flagged) == 1
+    [story] = store.recent_stories()
+    assert story.summary == ()  # no summary, but the story, its findings and its delivery
+    assert story.matches and [link.url for link in story.links] == ["https://o.example/a"]
+    assert [d.chat_id for d in store.pending_deliveries(NOW)] == [7]
