@@ -72,9 +72,9 @@ SITEMAP_CHILDREN = 2
 #: site, and each new entry costs an article fetch.
 SITEMAP_MAX_ENTRIES = 100
 _UNDATED = datetime.min.replace(tzinfo=UTC)
-#: Polls (fetch, parse, store) in progress at once within a tick. Fetches are
-#: limited separately (Fetcher); this bounds the parsed feeds held in memory
-#: while they wait for their turn to be stored.
+#: Polls (fetch, parse, store) in progress at once within a tick: this bounds
+#: the parsed feeds held in memory while they wait for their turn to be stored.
+#: At least twice the fetch limit, so that limit, not this one, paces fetching.
 MAX_POLLS_IN_FLIGHT = 16
 #: Recent stories an item is compared with (the newest by first seen).
 STORY_CANDIDATES = 200
@@ -148,7 +148,7 @@ class Pipeline:
             self.store.make_all_due(now)
         due = self.store.claim_due_sources(now, limit=1000 if everything else 200)
         specs = {s.id: s for s in self.rules.sources}
-        in_flight = asyncio.Semaphore(MAX_POLLS_IN_FLIGHT)
+        in_flight = asyncio.Semaphore(max(MAX_POLLS_IN_FLIGHT, 2 * self.fetcher.max_concurrent))
 
         async def bounded(spec: SourceSpec, state: SourceState) -> PollResult:
             async with in_flight:  # parsed feeds waiting to be stored stay few: bounded memory

@@ -40,6 +40,7 @@ class Fetcher:
     ) -> None:
         self.client = client
         self.max_bytes = max_bytes
+        self.max_concurrent = max_concurrent
         self._overall = asyncio.Semaphore(max_concurrent)
         self._per_host_limit = per_host
         self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
