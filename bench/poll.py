@@ -337,7 +337,10 @@ class Metwatch:
 
     def cpu(self) -> float:
         """CPU seconds of this process and its worker processes (the feed site excluded)."""
-        return time.process_time() + sum(_proc_cpu(pid) for pid in self.worker_pids())
+        return time.process_time() + self.worker_cpu()
+
+    def worker_cpu(self) -> float:
+        return sum(_proc_cpu(pid) for pid in self.worker_pids())
 
     def worker_peak_rss(self) -> float:
         return sum(_proc_peak_rss_mb(pid) for pid in self.worker_pids())
@@ -404,10 +407,13 @@ class Pass:
     site_cpu: float | None = None
     #: This process's peak RSS so far, in MB, read after the pass.
     peak_rss: float = 0.0
+    #: CPU seconds of the worker processes (parsing, fingerprints, summaries): in ``cpu``.
+    worker_cpu: float = 0.0
 
     def line(self) -> str:
         text_ = (
-            f"{self.wall:6.2f} s wall, {self.cpu:6.2f} s CPU, {self.polled} polled, "
+            f"{self.wall:6.2f} s wall, {self.cpu:6.2f} s CPU ({self.worker_cpu:.2f} in workers), "
+            f"{self.polled} polled, "
             f"{self.not_modified} not modified, {self.new_items} new, {self.flagged} flagged"
         )
         if self.site_cpu is not None:
@@ -438,9 +444,11 @@ def _from_results(results: Sequence[PollResult], wall: float, cpu: float) -> Pas
 
 async def timed_tick(mw: Metwatch) -> Pass:
     gc.collect()
-    cpu0, wall0 = mw.cpu(), time.perf_counter()
+    cpu0, wall0, workers0 = mw.cpu(), time.perf_counter(), mw.worker_cpu()
     results = await mw.pipeline.tick(everything=True)
-    return _from_results(results, time.perf_counter() - wall0, mw.cpu() - cpu0)
+    p = _from_results(results, time.perf_counter() - wall0, mw.cpu() - cpu0)
+    p.worker_cpu = mw.worker_cpu() - workers0
+    return p
 
 
 async def cold_pass(mw: Metwatch, budget: float) -> Pass:
@@ -455,14 +463,16 @@ async def cold_pass(mw: Metwatch, budget: float) -> Pass:
     if mw.workers is not None:
         with _light_main():
             mw.workers.run(parse_feed, realistic_feed(1, seed=0).encode(), "http://warm.up/", "")
-    cpu0, wall0 = mw.cpu(), time.perf_counter()
+    cpu0, wall0, workers0 = mw.cpu(), time.perf_counter(), mw.worker_cpu()
     try:
         results = await asyncio.wait_for(mw.pipeline.tick(everything=True), budget)
     except TimeoutError:
         results = None
-    wall, cpu = time.perf_counter() - wall0, mw.cpu() - cpu0
+    wall, cpu, workers = time.perf_counter() - wall0, mw.cpu() - cpu0, mw.worker_cpu() - workers0
     if results is not None:
-        return _from_results(results, wall, cpu)
+        p = _from_results(results, wall, cpu)
+        p.worker_cpu = workers
+        return p
     with mw.store.engine.connect() as conn:
         errors = [
             f"{sid}: {error}"
@@ -479,6 +489,7 @@ async def cold_pass(mw: Metwatch, budget: float) -> Pass:
         flagged=mw.scalar("SELECT count(DISTINCT item_id) FROM matches"),
         errors=errors,
         budget=budget,
+        worker_cpu=workers,
     )
 
 
@@ -763,7 +774,9 @@ def _print_stages(title: str, p: Pass, table: dict[str, list[float]], say: Say) 
             share = seconds / p.cpu if p.cpu else 0.0
             each = 1000 * seconds / calls
             say(f"{label:42} {seconds:7.2f} {share:8.0%} {calls:7.0f} {each:8.2f}")
-    say(f"{'(the rest: HTTP, asyncio, logging)':42} {p.cpu - _top_level(table):7.2f}")
+    say(f"{'worker processes (parse, fingerprints, summaries)':42} {p.worker_cpu:7.2f}")
+    rest = p.cpu - p.worker_cpu - _top_level(table)
+    say(f"{'(the rest: HTTP, asyncio, logging)':42} {rest:7.2f}")
 
 
 def _top_level(table: dict[str, list[float]]) -> float:
