@@ -9,24 +9,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 from telegram import Bot
 
 from bot.deliver import Deliverer
 from bot.notifier import TelegramNotifier
 from bot.render import TELEGRAM_LIMIT, render_story
 from classifiers.rules import RuleSet
-from metwatch.models import Evidence, Match, SourceSpec, Story, StoryLink
+from metwatch.models import Evidence, Match, Story, StoryLink
 from metwatch.pipeline import Pipeline
 from metwatch.store import SqlStore, open_store
-from tests.conftest import ROOT
 from tests.support.bot_api import BotApiEmulator, parse_html
-from watchers.article import article_from_text
+from tests.support.seeds import META, SEEDS, ingest_seed
 
 CHAT = 777
 NOW = datetime(2024, 8, 15, 18, 0, tzinfo=UTC)
-SEEDS = ROOT / "seeds"
-META = YAML(typ="safe").load((SEEDS / "seeds.yaml").read_text())
 
 
 @pytest.fixture
@@ -50,24 +46,13 @@ def _subscribed(db_url: str, rules: RuleSet, bot: Bot) -> tuple[SqlStore, Pipeli
     )
 
 
-def _ingest_seed(pipeline: Pipeline, n: int) -> None:
-    seed = META[n]
-    spec = SourceSpec(f"seed-{n}", seed["outlet"], "feed", "file:", 3600)
-    text = (SEEDS / seed["file"]).read_text(encoding="utf-8")
-    entry = article_from_text(
-        text, headline=seed["headline"], link=f"https://outlet{n}.example/report",
-        published=datetime(2024, 8, 15, 6 + n, tzinfo=UTC),
-    )  # fmt: skip
-    pipeline.ingest(spec, [entry])
-
-
 async def test_later_coverage_edits_the_one_message(
     bot_api: BotApiEmulator, bot: Bot, db_url: str, rules: RuleSet
 ) -> None:
     store, pipeline, deliverer = _subscribed(db_url, rules, bot)
 
     for n in range(5):
-        _ingest_seed(pipeline, n)
+        ingest_seed(pipeline, n)
         await deliverer.drain()
 
     messages = bot_api.messages(CHAT)
@@ -85,12 +70,12 @@ async def test_uneditable_message_gets_a_short_reply(
     bot_api: BotApiEmulator, bot: Bot, db_url: str, rules: RuleSet
 ) -> None:
     store, pipeline, deliverer = _subscribed(db_url, rules, bot)
-    _ingest_seed(pipeline, 1)
+    ingest_seed(pipeline, 1)
     await deliverer.drain()
     first = bot_api.messages(CHAT)[0]
     bot_api.make_uneditable(CHAT, first.message_id)
 
-    _ingest_seed(pipeline, 2)
+    ingest_seed(pipeline, 2)
     report = await deliverer.drain()
 
     messages = bot_api.messages(CHAT)
@@ -126,7 +111,7 @@ def test_long_story_fits_and_parses() -> None:
 def test_story_from_the_store_round_trips(db_url: str, rules: RuleSet, tmp_path: Path) -> None:
     store = open_store(db_url)
     pipeline = _pipeline(store, rules)
-    _ingest_seed(pipeline, 4)
+    ingest_seed(pipeline, 4)
     story = store.recent_stories(1)[0]
     assert story.links[0].outlet == "Daily Mail (its image URLs)"
     assert 2 <= len(story.summary) <= 3
@@ -138,12 +123,12 @@ async def test_a_late_subscriber_gets_the_story_as_it_stands(
     bot_api: BotApiEmulator, bot: Bot, db_url: str, rules: RuleSet
 ) -> None:
     store, pipeline, deliverer = _subscribed(db_url, rules, bot)
-    _ingest_seed(pipeline, 1)
+    ingest_seed(pipeline, 1)
     await deliverer.drain()
 
     late = CHAT + 1
     store.subscribe(late, ["met-inspection"], NOW)
-    _ingest_seed(pipeline, 2)
+    ingest_seed(pipeline, 2)
     await deliverer.drain()
 
     assert len(bot_api.messages(CHAT)) == 1 and len(bot_api.messages(CHAT)[0].edits) == 1

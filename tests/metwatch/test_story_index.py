@@ -5,36 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ruamel.yaml import YAML
-
 from bot.stories import ItemFeatures, StoryCandidate, StoryIndex, fingerprint
 from classifiers.rules import RuleSet
-from metwatch.models import SourceSpec
 from metwatch.pipeline import Pipeline
 from metwatch.store import SqlStore, open_store
-from tests.conftest import ROOT
-from watchers.article import article_from_text
+from tests.support.seeds import META, SEEDS, ingest_seed
 
 NOW = datetime(2024, 8, 15, 18, 0, tzinfo=UTC)
-SEEDS = ROOT / "seeds"
-META = YAML(typ="safe").load((SEEDS / "seeds.yaml").read_text())
 MET = frozenset({"met-inspection"})
 
 
 def _pipeline(store: SqlStore, rules: RuleSet) -> Pipeline:
     return Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
-
-
-def _ingest_seed(pipeline: Pipeline, n: int) -> None:
-    seed = META[n]
-    spec = SourceSpec(f"seed-{n}", seed["outlet"], "feed", "file:", 3600)
-    text = (SEEDS / seed["file"]).read_text(encoding="utf-8")
-    entry = article_from_text(
-        text, headline=seed["headline"], link=f"https://outlet{n}.example/report",
-        published=datetime(2024, 8, 15, 6 + n, tzinfo=UTC),
-    )  # fmt: skip
-    outcome = pipeline.ingest(spec, [entry])
-    assert len(outcome.flagged) == 1
 
 
 def _story_ids(store: SqlStore) -> list[int]:
@@ -45,11 +27,11 @@ def test_two_instances_file_the_seeds_under_one_story(db_url: str, rules: RuleSe
     first, second = open_store(db_url), open_store(db_url)
     a, b = _pipeline(first, rules), _pipeline(second, rules)
 
-    _ingest_seed(a, 0)  # a opens the story
-    _ingest_seed(b, 1)  # b has never seen it: loads it, joins it
-    _ingest_seed(a, 2)  # a holds revision 1, the store has 2: a reloads, joins
-    _ingest_seed(b, 3)
-    _ingest_seed(b, 4)
+    ingest_seed(a, 0)  # a opens the story
+    ingest_seed(b, 1)  # b has never seen it: loads it, joins it
+    ingest_seed(a, 2)  # a holds revision 1, the store has 2: a reloads, joins
+    ingest_seed(b, 3)
+    ingest_seed(b, 4)
 
     [story_id] = _story_ids(first)
     story = first.story(story_id)
@@ -65,7 +47,7 @@ def test_two_instances_file_the_seeds_under_one_story(db_url: str, rules: RuleSe
 def test_a_story_deleted_elsewhere_is_forgotten(db_url: str, rules: RuleSet) -> None:
     store = open_store(db_url)
     pipeline = _pipeline(store, rules)
-    _ingest_seed(pipeline, 0)
+    ingest_seed(pipeline, 0)
     assert len(pipeline.story_index) == 1
 
     with store.engine.begin() as conn:
