@@ -50,6 +50,7 @@ from metwatch.models import (
 )
 from metwatch.ports import Clock
 from metwatch.store import SqlStore
+from metwatch.store.stories import StoriesChanged
 from metwatch.workers import Runner, WorkerDied, inline
 from watchers import schedule
 from watchers.addresses import ensure_public
@@ -78,6 +79,8 @@ _UNDATED = datetime.min.replace(tzinfo=UTC)
 MAX_POLLS_IN_FLIGHT = 16
 #: Recent stories an item is compared with (the newest by first seen).
 STORY_CANDIDATES = 200
+#: Decisions made again when another instance changed the stories meanwhile.
+CLUSTER_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,15 +354,23 @@ class Pipeline:
         features = features_of(classified, fp)
         when = min(classified.item.published or now, now)
         since = when - timedelta(days=self.cluster_policy.window_days)
-        self._sync_story_index()
-        decision = self.story_index.assign(
-            features, now=now, since=since, policy=self.cluster_policy
-        )
-        story_id = self.store.record_flagged(
-            classified, decision.story_id, now,
-            fingerprint=fp.to_json(), copy_of=decision.copy_of,
-            summary=summary if decision.story_id is None else (),
-        )  # fmt: skip
+        for attempt in range(1, CLUSTER_ATTEMPTS + 1):
+            seen = self._sync_story_index()
+            decision = self.story_index.assign(
+                features, now=now, since=since, policy=self.cluster_policy
+            )
+            try:
+                story_id = self.store.record_flagged(
+                    classified, decision.story_id, now,
+                    fingerprint=fp.to_json(), copy_of=decision.copy_of,
+                    summary=summary if decision.story_id is None else (),
+                    # After the last attempt, file it anyway: a second story is
+                    # better than a lost alert.
+                    decided_on=seen if attempt < CLUSTER_ATTEMPTS else None,
+                )  # fmt: skip
+                break
+            except StoriesChanged:
+                log.info("stories changed while filing %s; deciding again", classified.item.id)
         self.story_index.record(story_id, features, first_seen=now)
         log.info(
             "story %s item=%s reason=%s similarity=%.2f findings=%.2f",
@@ -368,15 +379,17 @@ class Pipeline:
         )  # fmt: skip
         return story_id
 
-    def _sync_story_index(self) -> None:
+    def _sync_story_index(self) -> list[tuple[int, int]]:
         """Bring the candidates in memory up to date with the store: one small
         query, and members loaded only for stories that changed elsewhere (another
-        instance filed an item) or that the index has not seen."""
+        instance filed an item) or that the index has not seen. Returns the
+        (story, revision) pairs it is now in step with."""
         current = self.store.recent_story_revisions(STORY_CANDIDATES)
         self.story_index.keep_only(story_id for story_id, _ in current)
         stale = [sid for sid, rev in current if self.story_index.revision(sid) != rev]
         for coverage in self.store.story_coverage(stale):
             self.story_index.put(_candidate(coverage), coverage.revision)
+        return current
 
     async def _record_failure(self, spec: SourceSpec, state: SourceState, e: SourceError) -> None:
         now = self.clock()

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -36,6 +36,13 @@ from metwatch.store.tables import (
     SubscriberRow,
     SubscriptionRow,
 )
+
+#: The PostgreSQL advisory lock that serialises clustering decisions of instances.
+CLUSTER_LOCK = 0x6D657477  # "metw"
+
+
+class StoriesChanged(Exception):  # noqa: N818 (a signal to retry, not a failure)
+    """Recent stories changed since the caller read them: decide again."""
 
 
 class StoryStore(StoreBase):
@@ -132,15 +139,27 @@ class StoryStore(StoreBase):
         fingerprint: str | None = None,
         copy_of: str | None = None,
         summary: Sequence[str] = (),
+        decided_on: Sequence[tuple[int, int]] | None = None,
     ) -> int:
         """Write matches, the story and the outbox rows in ONE transaction.
 
         ``story_id`` joins an existing story (its revision goes up, so chats that
         already have it get an edit); None starts a new story with ``summary``.
-        Returns the story id.
+        ``decided_on``: the ``recent_story_revisions`` the decision was made on;
+        if they have changed (another instance filed an item meanwhile),
+        nothing is written and ``StoriesChanged`` is raised, so that two
+        instances never open two stories for one event. On PostgreSQL the check
+        and the write hold an advisory lock. Returns the story id.
         """
         item = classified.item
         with self._session() as s:
+            if decided_on is not None:
+                if self.engine.dialect.name == "postgresql":
+                    s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLUSTER_LOCK})
+                # As many as the caller saw (at least one): a story opened since
+                # then comes first, and a changed one has another revision.
+                if _recent_revisions(s, max(len(decided_on), 1)) != list(decided_on):
+                    raise StoriesChanged
             row = s.get(ItemRow, item.id)
             if row is None:  # stored here, with its matches: never one without the other
                 row = _item_row(item, now)
@@ -180,12 +199,7 @@ class StoryStore(StoreBase):
         (another instance added to them, or opened them).
         """
         with self._session() as s:
-            rows = s.exec(
-                select(StoryRow.id, StoryRow.revision)
-                .order_by(col(StoryRow.first_seen).desc(), col(StoryRow.id).desc())
-                .limit(limit)
-            ).all()
-        return [(story_id, revision) for story_id, revision in rows if story_id is not None]
+            return _recent_revisions(s, limit)
 
     def story_coverage(self, story_ids: Sequence[int]) -> list[StoryCoverage]:
         """These stories with their members, as clustering candidates.
@@ -275,6 +289,15 @@ class StoryStore(StoreBase):
             )
             wanted = [i for i in ids if i is not None]
         return [self.story(i) for i in wanted]
+
+
+def _recent_revisions(s: Session, limit: int) -> list[tuple[int, int]]:
+    rows = s.exec(
+        select(StoryRow.id, StoryRow.revision)
+        .order_by(col(StoryRow.first_seen).desc(), col(StoryRow.id).desc())
+        .limit(limit)
+    ).all()
+    return [(story_id, revision) for story_id, revision in rows if story_id is not None]
 
 
 def _item_values(item: Item, now: datetime) -> dict[str, object]:

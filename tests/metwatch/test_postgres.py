@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from classifiers.rules import RuleSet
 from metwatch.models import SourceSpec
 from metwatch.store import open_store
 from tests.metwatch.test_source_batches import (
@@ -18,6 +19,7 @@ from tests.metwatch.test_source_batches import (
     check_claims_in_due_order,
     check_unknown_source_records_nothing,
 )
+from tests.metwatch.test_story_index import check_a_story_opened_meanwhile_is_joined
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
@@ -80,3 +82,8 @@ def test_schema_and_outbox_work_on_postgres(pg_url: str) -> None:
     assert store.follows(-1001234567890) == {"met-inspection"}
     assert store.ping()
     store.engine.dispose()
+
+
+def test_instances_do_not_open_two_stories_for_one_event(pg_url: str, rules: RuleSet) -> None:
+    # The same race as on SQLite, with PostgreSQL's advisory lock in the write.
+    check_a_story_opened_meanwhile_is_joined(pg_url, rules)

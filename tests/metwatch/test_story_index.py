@@ -81,3 +81,35 @@ def test_stories_first_seen_before_the_window_are_not_candidates() -> None:
 
     assert index.assign(copy, now=NOW).story_id == 7
     assert index.assign(copy, now=NOW, since=NOW - timedelta(hours=1)).story_id is None
+
+
+def check_a_story_opened_meanwhile_is_joined(db_url: str, rules: RuleSet) -> None:
+    """Instance b files seed 0 just after a has read the stories to decide on seed 1:
+    a must join b's story, not open a second one for the same report."""
+    first, second = open_store(db_url), open_store(db_url)
+    a, b = _pipeline(first, rules), _pipeline(second, rules)
+    read = first.recent_story_revisions
+    calls = 0
+
+    def read_then_b_files(limit: int = 200) -> list[tuple[int, int]]:
+        nonlocal calls
+        calls += 1
+        seen = read(limit)
+        if calls == 1:
+            ingest_seed(b, 0)  # lands between a's read and a's write
+        return seen
+
+    first.recent_story_revisions = read_then_b_files  # type: ignore[method-assign]
+    try:
+        ingest_seed(a, 1)
+
+        assert calls == 2  # a decided again on the stories as they now are
+        [story_id] = _story_ids(first)
+        assert len(first.story(story_id).links) == 2
+    finally:
+        first.engine.dispose()
+        second.engine.dispose()
+
+
+def test_a_story_opened_meanwhile_is_joined(db_url: str, rules: RuleSet) -> None:
+    check_a_story_opened_meanwhile_is_joined(db_url, rules)
