@@ -153,27 +153,28 @@ class Pipeline:
         specs = {s.id: s for s in self.rules.sources}
         in_flight = asyncio.Semaphore(max(MAX_POLLS_IN_FLIGHT, 2 * self.fetcher.max_concurrent))
 
+        not_modified: list[tuple[str, datetime]] = []
+
         async def bounded(spec: SourceSpec, state: SourceState) -> PollResult:
             async with in_flight:  # parsed feeds waiting to be stored stay few: bounded memory
-                return await self.poll(spec, state)
+                result = await self.poll(spec, state)
+            if result.next_poll is not None:
+                not_modified.append((result.source_id, result.next_poll))
+            return result
 
         polls = [bounded(specs[st.id], st) for st in due if st.id in specs]
-        results = list(await asyncio.gather(*polls))
-        await self._record_not_modified(results, specs)
-        self.last_tick = self.clock()
-        return results
-
-    async def _record_not_modified(
-        self, results: Sequence[PollResult], specs: dict[str, SourceSpec]
-    ) -> None:
-        """All of a tick's 304 answers in one write: a 304 costs no parsing, and a
-        batch costs a thirtieth of a transaction per source."""
-        polls = [(r.source_id, r.next_poll) for r in results if r.next_poll is not None]
-        if not polls:
-            return
-        for source_id in self.store.record_not_modified(polls, self.clock()):
+        try:
+            results = list(await asyncio.gather(*polls))
+        finally:
+            # All of a tick's 304s in one write (a thirtieth of a transaction per
+            # source); also when the tick is cancelled by a shutdown, so the sources
+            # that answered are not left claimed until their lease runs out.
+            recovered = self.store.record_not_modified(not_modified, self.clock())
+        for source_id in recovered:
             spec = specs[source_id]
             await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
+        self.last_tick = self.clock()
+        return results
 
     async def poll(self, spec: SourceSpec, state: SourceState) -> PollResult:
         try:

@@ -220,3 +220,27 @@ async def test_the_same_article_in_feeds_polled_together_is_stored_once(
     stored = [i for i in pipeline.store.iter_items() if i.title == "Met inspection"]
     assert len(stored) == 1
     assert pipeline.store.count_items() == 7  # the article once, and each feed's own item
+
+
+async def test_a_cancelled_tick_records_the_304s_it_got_and_releases_the_rest(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    feed_server.serve("/quick.xml", rss([ITEM]), etag="v1")
+    feed_server.serve("/slow.xml", rss([ITEM]), etag="v1")
+    urls = {n: feed_server.url(f"/{n}.xml") for n in ("quick", "slow")}
+    pipeline = _pipeline(tmp_path, db_url, client, urls)
+    await _poll_all(pipeline)
+    feed_server.serve("/slow.xml", rss([ITEM]), etag="v2", delay=10)  # changed, and slow
+
+    tick = asyncio.create_task(pipeline.tick(everything=True))
+    while feed_server.hits("/quick.xml") < 2:  # the quick source has answered 304
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    tick.cancel()  # a shutdown, mid-tick
+    with pytest.raises(asyncio.CancelledError):
+        await tick
+
+    next_poll = {h.id: h.next_poll for h in pipeline.store.source_health()}
+    assert next_poll["slow"] == NOW  # handed back: polled at once after a restart
+    quick = next_poll["quick"]  # recorded as a good poll, not left claimed for 10 minutes
+    assert quick is not None and 270 <= (quick - NOW).total_seconds() <= 300
