@@ -9,7 +9,13 @@ decides):
 2. ``none``: no clause matches (else the finding is vetoed);
 3. ``all``: every clause matches within the finding's ``fields``;
 4. ``any``: at least one clause matches (when any are listed);
-5. score = number of clauses satisfied (``all`` + ``any``) >= ``min_score``.
+5. score = number of clauses satisfied (``all`` + ``any``) >= ``min_score``;
+6. ``require_within`` (only for what passed 1-5): steps 3-5 are decided again
+   counting only the proving matches (``any`` clauses', or ``all`` clauses' when
+   there are no ``any`` clauses) that have every ``require`` group within the
+   window; so the finding's sentence is about the Met, not a force that merely
+   names it. A ``sentence`` side splits sentences (pysbd) only at this step,
+   as evidence does, so items that fail 1-5 never pay for it.
 
 A topic matches on its own ``require`` and clauses; it is reported as a
 topic-only match when none of its findings matched, so coverage that is on
@@ -24,8 +30,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
-from classifiers.expressions import Clause, Pattern
-from classifiers.rules import CompiledClauses, Finding, RuleSet, Topic
+from classifiers.expressions import Clause, Pattern, TokenSpan
+from classifiers.rules import CompiledClauses, Finding, RuleSet, Topic, Window
 from classifiers.sentences import SentenceFinder
 from classifiers.text import TextIndex, field_ranges, fold, index_text, normalise_unicode
 from metwatch.models import Evidence, Item, Match, assemble_text
@@ -72,27 +78,27 @@ class _ItemView:
         self.sentences = SentenceFinder(text)
         #: One RE2 Set pass tells which regular expressions can match at all.
         self.patterns_found = rules.patterns.found(folded)
-        self._terms: dict[str, bool] = {}
+        self._terms: dict[str, list[TokenSpan]] = {}
         self._clauses: dict[int, list[CharSpan]] = {}
 
     def term_present(self, name: str) -> bool:
+        return bool(self.term_spans(name))
+
+    def term_spans(self, name: str) -> list[TokenSpan]:
+        """Where the synonym group ``name`` occurs, minus its ``except`` phrases."""
         cached = self._terms.get(name)
         if cached is None:
             term = self.rules.terms[name]
             # In token positions: char offsets are only worth computing for evidence.
             hits = [s for c in term.phrases for s in self._token_spans(c)]
             vetoes = [s for c in term.excluded for s in self._token_spans(c)] if hits else []
-            cached = any(not _overlaps(h, vetoes) for h in hits)
+            cached = [h for h in hits if not _overlaps(h, vetoes)]
             self._terms[name] = cached
         return cached
 
-    def _token_spans(self, clause: Clause) -> list[tuple[int, int]]:
+    def _token_spans(self, clause: Clause) -> list[TokenSpan]:
         if isinstance(clause, Pattern):  # regex spans are characters: map them to tokens
-            ix = self.index
-            return [
-                (bisect_right(ix.ends, a), bisect_left(ix.starts, b))
-                for a, b in self.spans(clause)
-            ]
+            return [_token_span(self.index, s) for s in self.spans(clause)]
         return clause.spans(self.index)
 
     def spans(self, clause: Clause, fields: frozenset[str] = _ALL_FIELDS) -> list[CharSpan]:
@@ -114,8 +120,13 @@ class _ItemView:
         return [(ix.starts[a], ix.ends[b - 1]) for a, b in clause.spans(ix)]
 
 
-def _overlaps(span: CharSpan, others: list[CharSpan]) -> bool:
+def _overlaps(span: tuple[int, int], others: list[tuple[int, int]]) -> bool:
     return any(span[0] < e and s < span[1] for s, e in others)
+
+
+def _token_span(index: TextIndex, span: CharSpan) -> TokenSpan:
+    """The tokens a character span covers: (first, after the last)."""
+    return bisect_right(index.ends, span[0]), bisect_left(index.starts, span[1])
 
 
 class _Prepared:
@@ -290,8 +301,9 @@ def _explain_finding(view: _ItemView, finding: Finding, *, detailed: bool) -> Ex
     if not detailed and (reason := _cannot_match(view, finding)) is not None:
         # Most findings fail here on most items; --explain takes the full path.
         return Explanation(finding.id, finding.title, False, False, reason, context)
-    outcomes = _evaluate(view, finding.clauses, finding.fields)
-    matched, reason, score = _decide(outcomes, finding.min_score)
+    outcomes, matched, reason, score = _judge(
+        view, finding.clauses, finding.fields, finding.min_score, finding
+    )
     evidence = _evidence(view, outcomes) if matched else ()
     return Explanation(
         finding.id, finding.title, False, matched, reason, context, outcomes, score, evidence
@@ -305,9 +317,86 @@ def _explain_topic(view: _ItemView, topic: Topic) -> Explanation:
         return Explanation(
             topic.id, topic.title, True, False, f"context missing: {missing[0]}", context
         )
-    outcomes = _evaluate(view, topic.clauses, _ALL_FIELDS)
-    matched, reason, score = _decide(outcomes, 1.0 if outcomes else 0.0)
+    clauses = topic.clauses
+    min_score = 1.0 if clauses.all or clauses.any or clauses.none else 0.0
+    outcomes, matched, reason, score = _judge(view, clauses, _ALL_FIELDS, min_score, topic)
     evidence = _evidence(view, outcomes) if matched else ()
     return Explanation(
         topic.id, topic.title, True, matched, reason, context, outcomes, score, evidence
     )
+
+
+def _judge(
+    view: _ItemView,
+    clauses: CompiledClauses,
+    fields: frozenset[str],
+    min_score: float,
+    rule: Finding | Topic,
+) -> tuple[tuple[ClauseOutcome, ...], bool, str, float]:
+    """Outcomes, verdict, reason and score of a rule whose context is present."""
+    outcomes = _evaluate(view, clauses, fields)
+    matched, reason, score = _decide(outcomes, min_score)
+    window = rule.require_within
+    if not matched or window is None or not rule.require:
+        return outcomes, matched, reason, score
+    near = _with_context_near(view, outcomes, rule.require, window)
+    matched, reason, score = _decide(near, min_score)
+    if matched:
+        return near, matched, reason, score
+    # Keep the outcomes as found, so --explain shows the clause that hit too far away.
+    far = _far_groups(view, outcomes, rule.require, window)
+    return outcomes, False, f"{reason} near context {far} (require_within: {window})", score
+
+
+def _proving_kind(outcomes: tuple[ClauseOutcome, ...]) -> str:
+    """The clauses whose matches prove a rule: its 'any' ones, or its 'all' ones."""
+    return "any" if any(o.kind == "any" for o in outcomes) else "all"
+
+
+def _with_context_near(
+    view: _ItemView, outcomes: tuple[ClauseOutcome, ...], require: tuple[str, ...], window: Window
+) -> tuple[ClauseOutcome, ...]:
+    """``outcomes`` keeping only the proving matches with every required group near."""
+    kind = _proving_kind(outcomes)
+    return tuple(
+        ClauseOutcome(
+            o.kind,
+            o.text,
+            tuple(s for s in o.spans if all(_near(view, s, n, window) for n in require)),
+        )
+        if o.kind == kind
+        else o
+        for o in outcomes
+    )
+
+
+def _far_groups(
+    view: _ItemView, outcomes: tuple[ClauseOutcome, ...], require: tuple[str, ...], window: Window
+) -> str:
+    """The required groups no proving match has near it (all of them if each has one)."""
+    kind = _proving_kind(outcomes)
+    spans = [s for o in outcomes if o.kind == kind for s in o.spans]
+    far = [n for n in require if not any(_near(view, s, n, window) for s in spans)]
+    return " and ".join(repr(n) for n in far or require)
+
+
+def _near(view: _ItemView, match: CharSpan, name: str, window: Window) -> bool:
+    """Whether group ``name`` occurs within ``window`` of the clause ``match``."""
+    ix = view.index
+    first, last = _token_span(ix, match)
+    sentence: Evidence | None = None
+    for start, end in view.term_spans(name):
+        if end <= first:
+            reach, gap = window.before, first - end
+        elif start >= last:
+            reach, gap = window.after, start - last
+        else:
+            return True  # the match itself names it
+        if isinstance(reach, int):
+            if gap <= reach:
+                return True
+        else:  # "sentence": pysbd, on this paragraph only (cached for the evidence)
+            sentence = sentence or view.sentences.evidence(*match)
+            if sentence.start <= ix.starts[start] and ix.ends[end - 1] <= sentence.end:
+                return True
+    return False

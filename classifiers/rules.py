@@ -2,9 +2,9 @@
 
 The file is YAML (see README "Watch rules"). Validation is strict: an unknown
 key, a missing field, a duplicate id, an empty phrase list, an unknown
-synonym group or a bad regular expression stops the load with a ``RulesError``
-naming the file, line, column and what to write instead. Nothing is silently
-ignored. Compiled clauses are built here once per rules version.
+synonym group, a bad ``require_within`` or a bad regular expression stops the
+load with a ``RulesError`` naming the file, line, column and what to write
+instead. Nothing is silently ignored. Compiled clauses are built here once per rules version.
 
 Does not match items (``classifiers.match``) and does not fetch anything.
 """
@@ -15,11 +15,18 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus
 
 from cssselect import HTMLTranslator, SelectorError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
@@ -58,11 +65,39 @@ class ClauseSet(_Strict):
     none: list[str | dict[Literal["re"], str]] = Field(default_factory=list)
 
 
+def _reach(value: Any) -> Any:
+    # bool is an int to Python; `require_within: true` is a mistake, not 1 word.
+    if value == "sentence" or (type(value) is not bool and isinstance(value, int) and value >= 0):
+        return value
+    raise ValueError(f"{value!r} is neither a number of words (0 or more) nor 'sentence'")
+
+
+#: How far from a match required context may be: a number of words, or "sentence".
+Reach = Annotated[int | str, BeforeValidator(_reach)]
+
+
+class WindowSpec(_Strict):
+    before: Reach
+    after: Reach
+
+
+def _window(value: Any) -> Any:
+    """``require_within: 40`` is short for ``{before: 40, after: 40}``."""
+    if value is None or isinstance(value, dict):
+        return value
+    reach = _reach(value)  # one error for one bad scalar, not one per side
+    return {"before": reach, "after": reach}
+
+
+WithinSpec = Annotated[WindowSpec | None, BeforeValidator(_window)]
+
+
 class TopicSpec(_Strict):
     id: Id = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
     title: str = Field(min_length=1)
     description: str = ""
     require: list[Id] = Field(default_factory=list)
+    require_within: WithinSpec = None
     match: ClauseSet = Field(default_factory=ClauseSet)
 
 
@@ -72,6 +107,7 @@ class FindingSpec(_Strict):
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
     require: list[Id] | None = None
+    require_within: WithinSpec = None
     fields: list[FieldName] = Field(default_factory=lambda: list(_ALL_FIELDS))
     min_score: float = 1.0
     match: ClauseSet
@@ -116,6 +152,27 @@ class Term:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """Where required context must be, relative to the match that proves a rule.
+
+    Each side is a number of words between the two (as in ``NEAR/n``) or
+    ``"sentence"``: anywhere on that side within the match's sentence.
+    """
+
+    before: int | str
+    after: int | str
+
+    def __str__(self) -> str:
+        if self.before == self.after:
+            return f"{self.before} words" if isinstance(self.before, int) else "sentence"
+        sides = [
+            f"{n} words {side}" if isinstance(n, int) else f"sentence {side}"
+            for side, n in (("before", self.before), ("after", self.after))
+        ]
+        return ", ".join(sides)
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledClauses:
     all: tuple[Clause, ...]
     any: tuple[Clause, ...]
@@ -143,6 +200,8 @@ class Finding:
     min_score: float
     clauses: CompiledClauses
     prefilter: Prefilter
+    #: None: the required context may be anywhere in the item.
+    require_within: Window | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +211,7 @@ class Topic:
     description: str
     require: tuple[str, ...]
     clauses: CompiledClauses
+    require_within: Window | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +322,11 @@ _HINTS = {
     "string_pattern_mismatch": "use lower-case letters, digits and '-'",
     "literal_error": "use one of the listed values",
 }
+#: Hints for a key's own checks (pydantic reports them all as 'value_error').
+_KEY_HINTS = {
+    "require_within": "write a number of words such as 40, 'sentence', "
+    "or {before: 200, after: sentence}",
+}
 
 
 def _located(err: Any, tree: Any, path: str) -> RulesError:
@@ -275,8 +340,9 @@ def _located(err: Any, tree: Any, path: str) -> RulesError:
     elif err["type"] == "missing":
         reason = f"missing field {dotted!r}"
     else:
-        reason = f"{dotted}: {err['msg']}"
-    return RulesError(reason, path=path, line=line, column=column, hint=_HINTS.get(err["type"]))
+        reason = f"{dotted}: {err['msg'].removeprefix('Value error, ')}"
+    hint = next((_KEY_HINTS[p] for p in loc if p in _KEY_HINTS), _HINTS.get(err["type"]))
+    return RulesError(reason, path=path, line=line, column=column, hint=hint)
 
 
 class _Compiler:
@@ -353,6 +419,23 @@ class _Compiler:
                 )
         return tuple(names)
 
+    def _within(
+        self,
+        own: WindowSpec | None,
+        inherited: WindowSpec | None,
+        require: Sequence[str],
+        loc: list[int | str],
+    ) -> Window | None:
+        """The rule's window (its own, else its topic's, as for ``require``)."""
+        if own is not None and not require:
+            self.error(
+                "'require_within' has no effect without 'require' groups",
+                [*loc, "require_within"],
+                hint="add 'require: [group]' (here or on the topic) or remove it",
+            )
+        spec = own if own is not None else inherited
+        return None if spec is None else Window(spec.before, spec.after)
+
     def _topic(self, n: int, spec: TopicSpec) -> Topic:
         loc: list[int | str] = ["topics", n]
         return Topic(
@@ -361,6 +444,7 @@ class _Compiler:
             spec.description,
             self._require(spec.require, [*loc, "require"]),
             self._clauses(spec.match, [*loc, "match"]),
+            self._within(spec.require_within, None, spec.require, loc),
         )
 
     def _finding(self, n: int, spec: FindingSpec) -> Finding:
@@ -379,6 +463,8 @@ class _Compiler:
                 hint="add at least one phrase under match.any",
             )
         require = spec.require if spec.require is not None else (topic.require if topic else [])
+        inherited = topic.require_within if topic else None
+        within = self._within(spec.require_within, inherited, require, loc)
         clauses = self._clauses(spec.match, [*loc, "match"])
         prefilter = Prefilter(
             tuple(trigger_of([c]) for c in clauses.all),
@@ -394,6 +480,7 @@ class _Compiler:
             spec.min_score,
             clauses,
             prefilter,
+            within,
         )
 
     def _check_ids(self) -> None:

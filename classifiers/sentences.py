@@ -2,7 +2,8 @@
 
 Sentence boundaries come from pysbd (it knows "Mr.", "No. 10", quotes and
 abbreviations). Splitting is costly (about 10 µs per character), so it runs
-only on the paragraph that holds a match, and only for items that matched.
+only on the paragraph that holds a match, and only for items that matched
+(for evidence, and for ``require_within: sentence`` once the rest matched).
 """
 
 from __future__ import annotations
