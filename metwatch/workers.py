@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +33,8 @@ T = TypeVar("T")
 #: A worker is replaced after this many calls, so whatever a library keeps
 #: between calls (feedparser, pysbd) cannot grow for the life of the service.
 CALLS_PER_WORKER = 5000
+#: How often a worker checks that metwatch is still its parent.
+PARENT_CHECK_SECONDS = 1.0
 
 
 class WorkerDied(MetwatchError):
@@ -95,6 +99,8 @@ class WorkerPool:
                     self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
                     max_tasks_per_child=CALLS_PER_WORKER,
+                    initializer=exit_with_parent,
+                    initargs=(os.getpid(),),
                 )
             return self._pool
 
@@ -104,3 +110,19 @@ class WorkerPool:
             if self._pool is broken:
                 self._pool = None
         broken.shutdown(wait=False, cancel_futures=True)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Runs first in each worker: exit once metwatch is gone.
+
+    A worker holds both ends of its task queue, so when metwatch is killed
+    (SIGKILL, the OOM killer) it would wait for work forever, outside any
+    container that would have taken it down too.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

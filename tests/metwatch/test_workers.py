@@ -4,8 +4,13 @@ back with their sentence, and a worker that dies fails one call, not metwatch.""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,3 +116,41 @@ def test_a_worker_dying_on_summaries_still_files_the_story(
     assert story.summary == ()  # no summary, but the story, its findings and its delivery
     assert story.matches and [link.url for link in story.links] == ["https://o.example/a"]
     assert [d.chat_id for d in store.pending_deliveries(NOW)] == [7]
+
+
+KILLED_PARENT = """
+import os, signal, sys
+from metwatch.workers import WorkerPool
+from watchers.parse import parse_feed
+from tests.support.feeds import realistic_feed
+
+if __name__ == "__main__":
+    pool = WorkerPool(1)
+    pool.run(parse_feed, realistic_feed(1, seed=0).encode(), "http://x/", "")
+    print(pool.pids()[0], flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no shutdown of anything: killed
+"""
+
+
+def test_workers_exit_when_metwatch_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_PARENT)
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    worker = int(run.stdout.split()[0])
+
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), f"worker {worker} outlived its killed parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited (its new parent reaps it)
