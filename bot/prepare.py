@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.stories import Fingerprint, fingerprint
+from bot.fingerprints import Fingerprint, fingerprint
 from bot.summary import summarise
 
 StoryInputs = tuple[Fingerprint, tuple[str, ...]]

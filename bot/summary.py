@@ -10,7 +10,7 @@ Method (centroid-based extractive summarisation, after MEAD, Radev et al. 2004):
    is not boilerplate ("Read more", "You May Also Like", "follow us",
    newsletters...), and was not seen before in the text (captions repeated
    verbatim).
-2. Scores. Each candidate is a vector of its content words (``bot.stories``
+2. Scores. Each candidate is a vector of its content words (``bot.fingerprints``
    tokeniser: stop words dropped, plurals folded) weighted by term frequency
    times inverse sentence frequency, ``1 + ln(N / sf)``. The document
    centroid is the sum of those vectors; a sentence scores its cosine with
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import pysbd
 
-from bot.stories import content_terms
+from bot.fingerprints import content_terms
 
 MIN_WORDS = 8
 MAX_WORDS = 60

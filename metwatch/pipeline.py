@@ -21,16 +21,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from bot.fingerprints import Fingerprint, fingerprint
 from bot.prepare import StoryInputs, story_inputs
 from bot.stories import (
     DEFAULT_POLICY,
     ClusterPolicy,
-    Fingerprint,
     ItemFeatures,
     StoryCandidate,
     StoryIndex,
     features_of,
-    fingerprint,
 )
 from classifiers.match import match_item
 from classifiers.rules import RuleSet

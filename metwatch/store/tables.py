@@ -50,7 +50,7 @@ class ItemRow(SQLModel, table=True):
     published: datetime | None = Field(default=None, sa_column=_utc())
     seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     content_hash: str
-    #: bot.stories.Fingerprint as JSON, for clustering later coverage against it.
+    #: bot.fingerprints.Fingerprint as JSON, for clustering later coverage against it.
     fingerprint: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 

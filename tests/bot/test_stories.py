@@ -10,23 +10,25 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from bot.stories import (
-    DEFAULT_POLICY,
+from bot.fingerprints import (
     FINGERPRINT_VERSION,
-    Assignment,
-    ClusterPolicy,
     Fingerprint,
-    ItemFeatures,
-    StoryCandidate,
-    assign_story,
     content_terms,
-    features_of,
     fingerprint,
     is_syndicated_copy,
     resemblance,
     syndication_groups,
     text_similarity,
     words,
+)
+from bot.stories import (
+    DEFAULT_POLICY,
+    Assignment,
+    ClusterPolicy,
+    ItemFeatures,
+    StoryCandidate,
+    assign_story,
+    features_of,
 )
 from metwatch.models import Classified, Evidence, Item, Match
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.stories import ItemFeatures, StoryCandidate, StoryIndex, fingerprint
+from bot.fingerprints import fingerprint
+from bot.stories import ItemFeatures, StoryCandidate, StoryIndex
 from classifiers.rules import RuleSet
 from metwatch.pipeline import Pipeline
 from metwatch.store import SqlStore, open_store
