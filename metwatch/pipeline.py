@@ -18,22 +18,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
-from bot.fingerprints import Fingerprint, fingerprint
+from bot.fingerprints import fingerprint
 from bot.prepare import StoryInputs, story_inputs
 from bot.stories import (
     DEFAULT_POLICY,
     ClusterPolicy,
-    ItemFeatures,
-    StoryCandidate,
-    StoryIndex,
-    features_of,
 )
 from classifiers.match import match_item
 from classifiers.rules import RuleSet
 from metwatch.errors import FetchError, SourceError
+from metwatch.filing import StoryFiler
 from metwatch.models import (
     Classified,
     FetchResult,
@@ -44,12 +41,9 @@ from metwatch.models import (
     RawEntry,
     SourceSpec,
     SourceState,
-    StoryCoverage,
-    StoryMember,
 )
 from metwatch.ports import Clock
 from metwatch.store import SqlStore
-from metwatch.store.stories import StoriesChanged
 from metwatch.workers import Runner, WorkerDied, inline
 from watchers import schedule
 from watchers.addresses import ensure_public
@@ -76,10 +70,6 @@ _UNDATED = datetime.min.replace(tzinfo=UTC)
 #: the parsed feeds held in memory while they wait for their turn to be stored.
 #: At least twice the fetch limit, so that limit, not this one, paces fetching.
 MAX_POLLS_IN_FLIGHT = 16
-#: Recent stories an item is compared with (the newest by first seen).
-STORY_CANDIDATES = 200
-#: Decisions made again when another instance changed the stories meanwhile.
-CLUSTER_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +110,6 @@ class Pipeline:
         self.failure_threshold = failure_threshold
         self.max_backoff = max_backoff
         self.alert_admins = alert_admins
-        self.cluster_policy = cluster_policy
         #: Let article and child-sitemap fetches reach non-public addresses (tests).
         self.allow_private = allow_private
         #: New items with less text than this get their article page; 0 = never.
@@ -131,8 +120,8 @@ class Pipeline:
         self.feed_parser = feed_parser or FeedParser(run=run)
         #: Where pure CPU-heavy stages run: here, or in worker processes.
         self.run = run
-        #: Clustering candidates in memory, kept in step with the store.
-        self.story_index = StoryIndex(capacity=STORY_CANDIDATES)
+        #: cluster -> store, with the recent stories in memory.
+        self.stories = StoryFiler(store, cluster_policy)
 
     def use_rules(self, rules: RuleSet) -> None:
         """Switch to a new rules version (sources are synced at once)."""
@@ -336,7 +325,7 @@ class Pipeline:
         """cluster -> store with outbox rows, for classified items new to the store."""
         flagged = [c for c in classified if c.flagged]
         for c, (fp, summary) in zip(flagged, prepared, strict=True):
-            self._file_under_story(c, fp, summary, now)  # stores the item with its matches
+            self.stories.file(c, fp, summary, now)  # stores the item with its matches
             for m in c.matches:
                 log.info(
                     "match %s item=%s source=%s", m.finding_id, c.item.id, spec.id,
@@ -346,50 +335,6 @@ class Pipeline:
         self.store.insert_items(unflagged, now)  # _find_new sorted them: no second look
         reported = tuple(NewItem(c.item.id, c.item.title, c.item.url) for c in classified)
         return PollOutcome(spec.id, True, reported, tuple(flagged))
-
-    def _file_under_story(
-        self, classified: Classified, fp: Fingerprint, summary: Sequence[str], now: datetime
-    ) -> int:
-        """cluster: join a recent story about the same event, or start one."""
-        features = features_of(classified, fp)
-        when = min(classified.item.published or now, now)
-        since = when - timedelta(days=self.cluster_policy.window_days)
-        for attempt in range(1, CLUSTER_ATTEMPTS + 1):
-            seen = self._sync_story_index()
-            decision = self.story_index.assign(
-                features, now=now, since=since, policy=self.cluster_policy
-            )
-            try:
-                story_id = self.store.record_flagged(
-                    classified, decision.story_id, now,
-                    fingerprint=fp.to_json(), copy_of=decision.copy_of,
-                    summary=summary if decision.story_id is None else (),
-                    # After the last attempt, file it anyway: a second story is
-                    # better than a lost alert.
-                    decided_on=seen if attempt < CLUSTER_ATTEMPTS else None,
-                )  # fmt: skip
-                break
-            except StoriesChanged:
-                log.info("stories changed while filing %s; deciding again", classified.item.id)
-        self.story_index.record(story_id, features, first_seen=now)
-        log.info(
-            "story %s item=%s reason=%s similarity=%.2f findings=%.2f",
-            story_id, classified.item.id, decision.reason, decision.similarity,
-            decision.finding_jaccard,
-        )  # fmt: skip
-        return story_id
-
-    def _sync_story_index(self) -> list[tuple[int, int]]:
-        """Bring the candidates in memory up to date with the store: one small
-        query, and members loaded only for stories that changed elsewhere (another
-        instance filed an item) or that the index has not seen. Returns the
-        (story, revision) pairs it is now in step with."""
-        current = self.store.recent_story_revisions(STORY_CANDIDATES)
-        self.story_index.keep_only(story_id for story_id, _ in current)
-        stale = [sid for sid, rev in current if self.story_index.revision(sid) != rev]
-        for coverage in self.store.story_coverage(stale):
-            self.story_index.put(_candidate(coverage), coverage.revision)
-        return current
 
     async def _record_failure(self, spec: SourceSpec, state: SourceState, e: SourceError) -> None:
         now = self.clock()
@@ -418,24 +363,6 @@ def _longest(*hints: float | None) -> float | None:
     """The longest wait any hint asks for: never poll sooner than the site asks."""
     given = [h for h in hints if h is not None]
     return max(given) if given else None
-
-
-def _candidate(coverage: StoryCoverage) -> StoryCandidate:
-    members = tuple(
-        ItemFeatures(m.item_id, _fingerprint(m), m.finding_ids, m.topic_ids, m.published)
-        for m in coverage.members
-    )
-    return StoryCandidate(coverage.story_id, coverage.first_seen, members)
-
-
-def _fingerprint(member: StoryMember) -> Fingerprint:
-    """The stored fingerprint, recomputed when missing or of an older version."""
-    if member.fingerprint:
-        try:
-            return Fingerprint.from_json(member.fingerprint)
-        except ValueError:
-            pass
-    return fingerprint(member.text)
 
 
 def _unique(items: list[Item]) -> list[Item]:

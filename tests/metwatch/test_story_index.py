@@ -40,23 +40,23 @@ def test_two_instances_file_the_seeds_under_one_story(db_url: str, rules: RuleSe
         f"https://outlet{n}.example/report" for n in range(5)
     ]
     # Each index holds the revision the store has: nothing stale is compared with.
-    assert a.story_index.revision(story_id) == 3  # its own view before b's last two
-    a._sync_story_index()
-    assert a.story_index.revision(story_id) == b.story_index.revision(story_id) == 5
+    assert a.stories.index.revision(story_id) == 3  # its own view before b's last two
+    a.stories.sync()
+    assert a.stories.index.revision(story_id) == b.stories.index.revision(story_id) == 5
 
 
 def test_a_story_deleted_elsewhere_is_forgotten(db_url: str, rules: RuleSet) -> None:
     store = open_store(db_url)
     pipeline = _pipeline(store, rules)
     ingest_seed(pipeline, 0)
-    assert len(pipeline.story_index) == 1
+    assert len(pipeline.stories.index) == 1
 
     with store.engine.begin() as conn:
         for table in ("deliveries", "story_items", "stories"):
             conn.exec_driver_sql(f"DELETE FROM {table}")
-    pipeline._sync_story_index()
+    pipeline.stories.sync()
 
-    assert len(pipeline.story_index) == 0
+    assert len(pipeline.stories.index) == 0
 
 
 def _features(item_id: str, text: str, published: datetime) -> ItemFeatures:

@@ -1,0 +1,104 @@
+"""cluster -> store: file a flagged item under a story, also with several instances.
+
+``StoryFiler`` keeps the recent stories in memory (``bot.stories.StoryIndex``),
+in step with the store: before each decision it reads the newest stories'
+revisions and reloads only those that changed elsewhere. The decision is
+written only if the stories it was made on are still as they were (another
+instance may have filed an item meanwhile); otherwise it is made again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from bot.fingerprints import Fingerprint, fingerprint
+from bot.stories import (
+    DEFAULT_POLICY,
+    ClusterPolicy,
+    ItemFeatures,
+    StoryCandidate,
+    StoryIndex,
+    features_of,
+)
+from metwatch.models import Classified, StoryCoverage, StoryMember
+from metwatch.store import SqlStore
+from metwatch.store.stories import StoriesChanged
+
+log = logging.getLogger(__name__)
+
+#: Recent stories an item is compared with (the newest by first seen).
+STORY_CANDIDATES = 200
+#: Decisions made again when another instance changed the stories meanwhile.
+CLUSTER_ATTEMPTS = 5
+
+
+class StoryFiler:
+    """Files flagged items under stories, with the recent stories held in memory."""
+
+    def __init__(self, store: SqlStore, policy: ClusterPolicy = DEFAULT_POLICY) -> None:
+        self.store = store
+        self.policy = policy
+        self.index = StoryIndex(capacity=STORY_CANDIDATES)
+
+    def file(
+        self, classified: Classified, fp: Fingerprint, summary: Sequence[str], now: datetime
+    ) -> int:
+        """Join a recent story about the same event, or start one (with ``summary``);
+        the item is stored with its matches and outbox rows. Returns the story id."""
+        features = features_of(classified, fp)
+        when = min(classified.item.published or now, now)
+        since = when - timedelta(days=self.policy.window_days)
+        for attempt in range(1, CLUSTER_ATTEMPTS + 1):
+            seen = self.sync()
+            decision = self.index.assign(features, now=now, since=since, policy=self.policy)
+            try:
+                story_id = self.store.record_flagged(
+                    classified, decision.story_id, now,
+                    fingerprint=fp.to_json(), copy_of=decision.copy_of,
+                    summary=summary if decision.story_id is None else (),
+                    # After the last attempt, file it anyway: a second story is
+                    # better than a lost alert.
+                    decided_on=seen if attempt < CLUSTER_ATTEMPTS else None,
+                )  # fmt: skip
+                break
+            except StoriesChanged:
+                log.info("stories changed while filing %s; deciding again", classified.item.id)
+        self.index.record(story_id, features, first_seen=now)
+        log.info(
+            "story %s item=%s reason=%s similarity=%.2f findings=%.2f",
+            story_id, classified.item.id, decision.reason, decision.similarity,
+            decision.finding_jaccard,
+        )  # fmt: skip
+        return story_id
+
+    def sync(self) -> list[tuple[int, int]]:
+        """Bring the candidates in memory up to date with the store: one small
+        query, and members loaded only for stories that changed elsewhere (another
+        instance filed an item) or that the index has not seen. Returns the
+        (story, revision) pairs it is now in step with."""
+        current = self.store.recent_story_revisions(STORY_CANDIDATES)
+        self.index.keep_only(story_id for story_id, _ in current)
+        stale = [sid for sid, rev in current if self.index.revision(sid) != rev]
+        for coverage in self.store.story_coverage(stale):
+            self.index.put(_candidate(coverage), coverage.revision)
+        return current
+
+
+def _candidate(coverage: StoryCoverage) -> StoryCandidate:
+    members = tuple(
+        ItemFeatures(m.item_id, _fingerprint(m), m.finding_ids, m.topic_ids, m.published)
+        for m in coverage.members
+    )
+    return StoryCandidate(coverage.story_id, coverage.first_seen, members)
+
+
+def _fingerprint(member: StoryMember) -> Fingerprint:
+    """The stored fingerprint, recomputed when missing or of an older version."""
+    if member.fingerprint:
+        try:
+            return Fingerprint.from_json(member.fingerprint)
+        except ValueError:
+            pass
+    return fingerprint(member.text)
