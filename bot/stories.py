@@ -42,9 +42,11 @@ is told, or summarise text (see ``bot.summary``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import mul
 from typing import Literal
 
 from bot.fingerprints import (
@@ -176,7 +178,7 @@ class _StoryState:
     members join, instead of recomputed from the members for every item."""
 
     __slots__ = ("story_id", "first_seen", "revision", "members", "finding_ids", "topic_ids",
-                 "earliest", "centroid", "centroid_norm")  # fmt: skip
+                 "earliest", "centroid", "centroid_norm", "sketch_hashes")  # fmt: skip
 
     def __init__(self, story_id: int, first_seen: datetime, revision: int) -> None:
         self.story_id = story_id
@@ -191,9 +193,14 @@ class _StoryState:
         #: Sum of the members' unit vectors, and its norm.
         self.centroid: dict[str, float] = {}
         self.centroid_norm = 0.0
+        #: Every member's sketch hashes together (the index's postings point here).
+        self.sketch_hashes: set[int] = set()
 
-    def add(self, member: ItemFeatures) -> None:
-        self.members.append((member.item_id, frozenset(member.fingerprint.sketch)))
+    def add(self, member: ItemFeatures) -> frozenset[int]:
+        """Take ``member`` in; returns its sketch as a set."""
+        sketch = frozenset(member.fingerprint.sketch)
+        self.members.append((member.item_id, sketch))
+        self.sketch_hashes |= sketch
         self.finding_ids |= member.finding_ids
         self.topic_ids |= member.topic_ids
         if member.published is not None:
@@ -202,6 +209,7 @@ class _StoryState:
         for term, weight in unit_vector(member.fingerprint.terms).items():
             centroid[term] = centroid.get(term, 0.0) + weight
         self.centroid_norm = math.sqrt(sum(w * w for w in centroid.values()))
+        return sketch
 
     def began(self, now: datetime) -> datetime:
         """Time of the earliest coverage (clamped to ``now``): the window's anchor."""
@@ -222,9 +230,10 @@ class _StoryState:
 
     def cosine(self, probe: _Probe) -> float:
         a, b = probe.unit, self.centroid
-        if len(b) < len(a):
-            a, b = b, a
-        dot = sum(w * b.get(t, 0.0) for t, w in a.items())
+        # Only shared terms add to the dot product: intersect the keys first (in C)
+        # rather than look up every term of one vector in the other.
+        shared = a.keys() & b.keys()
+        dot = sum(map(mul, map(a.__getitem__, shared), map(b.__getitem__, shared)))
         norm = probe.unit_norm * self.centroid_norm
         return dot / norm if norm else 0.0
 
@@ -241,6 +250,10 @@ class StoryIndex:
     def __init__(self, capacity: int = 200) -> None:
         self.capacity = capacity
         self._stories: dict[int, _StoryState] = {}
+        #: Sketch hash -> the stories with a member that has it. Syndicated copies
+        #: share most of their hashes, so a story sharing few with an item cannot
+        #: hold its copy, and its members need not be compared one by one.
+        self._holders: dict[int, set[int]] = {}
 
     def __len__(self) -> int:
         return len(self._stories)
@@ -252,10 +265,11 @@ class StoryIndex:
 
     def put(self, candidate: StoryCandidate, revision: int = 1) -> None:
         """Hold ``candidate`` as it stands, replacing what the index had of it."""
+        self._forget(candidate.story_id)
         state = _StoryState(candidate.story_id, candidate.first_seen, revision)
-        for member in candidate.members:
-            state.add(member)
         self._stories[candidate.story_id] = state
+        for member in candidate.members:
+            self._add(state, member)
         self._evict()
 
     def record(self, story_id: int, item: ItemFeatures, *, first_seen: datetime) -> None:
@@ -263,7 +277,7 @@ class StoryIndex:
         state = self._stories.get(story_id)
         if state is None:
             state = self._stories[story_id] = _StoryState(story_id, first_seen, 0)
-        state.add(item)
+        self._add(state, item)
         state.revision += 1  # as the store's: 1 for a new story, +1 per member joining
         self._evict()
 
@@ -271,7 +285,7 @@ class StoryIndex:
         """Forget every story not in ``story_ids``."""
         wanted = set(story_ids)
         for story_id in [s for s in self._stories if s not in wanted]:
-            del self._stories[story_id]
+            self._forget(story_id)
 
     def assign(
         self,
@@ -284,14 +298,47 @@ class StoryIndex:
         """Which held story the item joins (stories first seen before ``since`` are
         not considered); ``story_id`` None: a new story."""
         probe = _Probe(item)
+        may_hold_copy = self._may_hold_copy(probe, policy.syndication_jaccard)
         best: Assignment | None = None
         for state in self._stories.values():
             if since is not None and state.first_seen < since:
                 continue
-            found = _assess(probe, state, now, policy)
+            found = _assess(probe, state, now, policy, may_hold_copy(state.story_id))
             if found is not None and (best is None or _rank(found) > _rank(best)):
                 best = found
         return best if best is not None else Assignment(None, "new")
+
+    def _may_hold_copy(self, probe: _Probe, threshold: float) -> Callable[[int], bool]:
+        """Whether a story may hold a syndicated copy of ``probe``: exactly the
+        stories ``_StoryState.copy_of`` could find one in.
+
+        A member is a copy only if it shares at least ``threshold * min(k,
+        union)`` hashes with the item, and the union is at least the item's own
+        sketch; a story sharing fewer hashes over all its members has no copy.
+        """
+        need = threshold * min(SKETCH_SIZE, len(probe.sketch))
+        if need <= 0:
+            return lambda _story_id: True
+        shared: Counter[int] = Counter()
+        holders = self._holders
+        for h in probe.sketch:
+            if (stories := holders.get(h)) is not None:
+                shared.update(stories)
+        return lambda story_id: shared[story_id] >= need
+
+    def _add(self, state: _StoryState, member: ItemFeatures) -> None:
+        for h in state.add(member):
+            self._holders.setdefault(h, set()).add(state.story_id)
+
+    def _forget(self, story_id: int) -> None:
+        state = self._stories.pop(story_id, None)
+        if state is None:
+            return
+        for h in state.sketch_hashes:
+            stories = self._holders[h]
+            stories.discard(story_id)
+            if not stories:
+                del self._holders[h]
 
     def _evict(self) -> None:
         if len(self._stories) <= self.capacity:
@@ -300,7 +347,7 @@ class StoryIndex:
             self._stories.values(), key=lambda s: (s.first_seen, s.story_id), reverse=True
         )
         for state in newest[self.capacity :]:
-            del self._stories[state.story_id]
+            self._forget(state.story_id)
 
 
 def _rank(a: Assignment) -> tuple[bool, float, int]:
@@ -309,7 +356,7 @@ def _rank(a: Assignment) -> tuple[bool, float, int]:
 
 
 def _assess(
-    probe: _Probe, story: _StoryState, now: datetime, policy: ClusterPolicy
+    probe: _Probe, story: _StoryState, now: datetime, policy: ClusterPolicy, may_hold_copy: bool
 ) -> Assignment | None:
     """The assignment to ``story`` if the item may join it, else None."""
     item = probe.features
@@ -318,7 +365,7 @@ def _assess(
     gap = abs(_effective_time(item.published, now) - story.began(now))
     if gap > timedelta(days=policy.window_days):
         return None
-    copy_of = story.copy_of(probe, policy.syndication_jaccard)
+    copy_of = story.copy_of(probe, policy.syndication_jaccard) if may_hold_copy else None
     similarity = story.cosine(probe)
     shared = item.finding_ids & story.finding_ids
     reason: Reason

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import Table, bindparam, func, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -39,6 +40,18 @@ from metwatch.store.tables import (
 
 #: The PostgreSQL advisory lock that serialises clustering decisions of instances.
 CLUSTER_LOCK = 0x6D657477  # "metw"
+
+_ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
+_MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
+_STORIES: Table = StoryRow.__table__  # type: ignore[attr-defined]
+_STORY_ITEMS: Table = StoryItemRow.__table__  # type: ignore[attr-defined]
+_DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[attr-defined]
+#: (id, revision) of the newest stories: read twice per flagged item, so built once.
+_RECENT_REVISIONS = (
+    select(_STORIES.c.id, _STORIES.c.revision)
+    .order_by(_STORIES.c.first_seen.desc(), _STORIES.c.id.desc())
+    .limit(bindparam("limit"))
+)
 
 
 class StoriesChanged(Exception):  # noqa: N818 (a signal to retry, not a failure)
@@ -97,11 +110,7 @@ class StoryStore(StoreBase):
         """
         if not items:
             return
-        table = ItemRow.__table__  # type: ignore[attr-defined]
-        dialect = self.engine.dialect.name
-        statement = (
-            pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-        ).on_conflict_do_nothing(index_elements=["id"])
+        statement = self._upsert(_ITEMS, index_elements=["id"])
         with self._session() as s:
             urls = [i.url for i in items if i.url]
             stored = set(s.exec(select(ItemRow.url).where(col(ItemRow.url).in_(urls))))
@@ -152,6 +161,8 @@ class StoryStore(StoreBase):
         and the write hold an advisory lock. Returns the story id.
         """
         item = classified.item
+        # Core statements, not the ORM's unit of work: this runs for every
+        # flagged item, and the ORM cost several times the SQL here.
         with self._session() as s:
             if decided_on is not None:
                 if self.engine.dialect.name == "postgresql":
@@ -160,36 +171,61 @@ class StoryStore(StoreBase):
                 # then comes first, and a changed one has another revision.
                 if _recent_revisions(s, max(len(decided_on), 1)) != list(decided_on):
                     raise StoriesChanged
-            row = s.get(ItemRow, item.id)
-            if row is None:  # stored here, with its matches: never one without the other
-                row = _item_row(item, now)
-                row.fingerprint = fingerprint  # before the INSERT: no UPDATE after it
-                s.add(row)
-                s.flush()
-            else:
-                row.fingerprint = fingerprint
-            for m in classified.matches:
-                s.add(_match_row(item.id, m))
-            story = s.get(StoryRow, story_id) if story_id is not None else None
-            if story is None:
-                story = StoryRow(
-                    headline=item.title, first_seen=now, updated_at=now,
-                    summary=json.dumps(list(summary)),
-                )  # fmt: skip
-                s.add(story)
-                s.flush()
-            else:
-                story.revision += 1
-                story.updated_at = now
-            assert story.id is not None
-            position = s.exec(select(func.count()).where(StoryItemRow.story_id == story.id)).one()
-            s.add(
-                StoryItemRow(
-                    story_id=story.id, item_id=item.id, position=position, copy_of=copy_of
-                )
+            # Stored here, with its matches: never one without the other. An item
+            # stored already (a replay) only gets its fingerprint.
+            s.execute(
+                self._upsert(_ITEMS, index_elements=["id"], set_={"fingerprint": fingerprint}),
+                {**_item_values(item, now), "fingerprint": fingerprint},
             )
-            self._enqueue(s, story, now)
-            return story.id
+            if classified.matches:
+                s.execute(
+                    _MATCHES.insert(), [_match_values(item.id, m) for m in classified.matches]
+                )
+            story, revision = self._story_for(s, story_id, item.title, summary, now)
+            s.execute(
+                _STORY_ITEMS.insert().values(
+                    story_id=story, item_id=item.id, copy_of=copy_of,
+                    position=select(func.count())
+                    .where(col(StoryItemRow.story_id) == story)
+                    .scalar_subquery(),
+                )
+            )  # fmt: skip
+            self._enqueue(s, story, revision, now)
+            return story
+
+    def _story_for(
+        self, s: Session, story_id: int | None, headline: str, summary: Sequence[str],
+        now: datetime,
+    ) -> tuple[int, int]:  # fmt: skip
+        """(id, revision) of the story an item joins: ``story_id`` with its revision
+        raised, or a new story when it is None (or gone)."""
+        if story_id is not None:
+            raised = s.execute(
+                _STORIES.update()
+                .where(_STORIES.c.id == story_id)
+                .values(revision=_STORIES.c.revision + 1, updated_at=now)
+                .returning(_STORIES.c.revision)
+            ).scalar_one_or_none()
+            if raised is not None:
+                return story_id, raised
+        new_id = s.execute(
+            _STORIES.insert()
+            .values(headline=headline, first_seen=now, updated_at=now, revision=1,
+                    summary=json.dumps(list(summary)))
+            .returning(_STORIES.c.id)
+        ).scalar_one()  # fmt: skip
+        return new_id, 1
+
+    def _upsert(
+        self, table: Table, *, index_elements: list[str], set_: dict[str, object] | None = None
+    ) -> Any:
+        """INSERT that, on a conflict over ``index_elements``, updates ``set_`` (or
+        does nothing), in this database's dialect."""
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        statement = insert(table)
+        if set_:
+            return statement.on_conflict_do_update(index_elements=index_elements, set_=set_)
+        return statement.on_conflict_do_nothing(index_elements=index_elements)
 
     def recent_story_revisions(self, limit: int = 200) -> list[tuple[int, int]]:
         """(story id, revision) of the ``limit`` newest stories by first seen.
@@ -234,39 +270,53 @@ class StoryStore(StoreBase):
             if st.id is not None
         ]
 
-    def _enqueue(self, s: Session, story: StoryRow, now: datetime) -> None:
-        assert story.id is not None
-        targets = {
-            t
-            for m in s.exec(
-                select(MatchRow)
-                .join(StoryItemRow, col(StoryItemRow.item_id) == col(MatchRow.item_id))
-                .where(StoryItemRow.story_id == story.id)
-            )
-            for t in (m.finding_id, m.topic_id)
-        }
-        chats = s.exec(
-            select(SubscriptionRow.chat_id)
-            .join(SubscriberRow, col(SubscriberRow.chat_id) == col(SubscriptionRow.chat_id))
-            .where(col(SubscriberRow.active), col(SubscriptionRow.target).in_(targets))
+    def _enqueue(self, s: Session, story_id: int, revision: int, now: datetime) -> None:
+        """Owe ``revision`` of the story to every active chat following one of its
+        findings or topics: a new outbox row, or a row sent or pending raised to it."""
+        pairs = s.execute(
+            select(MatchRow.finding_id, MatchRow.topic_id)
+            .join(StoryItemRow, col(StoryItemRow.item_id) == col(MatchRow.item_id))
+            .where(StoryItemRow.story_id == story_id)
             .distinct()
         ).all()
-        existing = {
-            d.chat_id: d
-            for d in s.exec(select(DeliveryRow).where(DeliveryRow.story_id == story.id))
-        }
-        for chat_id in chats:
-            row = existing.get(chat_id)
-            if row is None:
-                s.add(
-                    DeliveryRow(
-                        chat_id=chat_id, story_id=story.id, wanted_revision=story.revision,
-                        created_at=now,
-                    )
-                )  # fmt: skip
-            elif row.status in ("pending", "sent"):
-                row.wanted_revision, row.status = story.revision, "pending"
-                row.attempts, row.next_attempt_at = 0, None
+        targets = {t for pair in pairs for t in pair}
+        chats = (
+            s.execute(
+                select(SubscriptionRow.chat_id)
+                .join(SubscriberRow, col(SubscriberRow.chat_id) == col(SubscriptionRow.chat_id))
+                .where(col(SubscriberRow.active), col(SubscriptionRow.target).in_(targets))
+                .distinct()
+            )
+            .scalars()
+            .all()
+        )
+        if not chats:
+            return
+        existing = set(
+            s.execute(
+                select(DeliveryRow.chat_id).where(DeliveryRow.story_id == story_id)
+            ).scalars()
+        )
+        new = [
+            {"chat_id": chat_id, "story_id": story_id, "wanted_revision": revision,
+             "created_at": now, "sent_revision": 0, "status": "pending", "attempts": 0}
+            for chat_id in chats
+            if chat_id not in existing
+        ]  # fmt: skip
+        if new:
+            s.execute(_DELIVERIES.insert(), new)
+        if owed := [chat_id for chat_id in chats if chat_id in existing]:
+            # Failed and cancelled rows keep their status: an edit must not revive them.
+            s.execute(
+                _DELIVERIES.update()
+                .where(
+                    _DELIVERIES.c.story_id == story_id,
+                    _DELIVERIES.c.chat_id.in_(owed),
+                    _DELIVERIES.c.status.in_(("pending", "sent")),
+                )
+                .values(wanted_revision=revision, status="pending", attempts=0,
+                        next_attempt_at=None)
+            )  # fmt: skip
 
     def story(self, story_id: int) -> Story:
         with self._session() as s:
@@ -292,12 +342,8 @@ class StoryStore(StoreBase):
 
 
 def _recent_revisions(s: Session, limit: int) -> list[tuple[int, int]]:
-    rows = s.exec(
-        select(StoryRow.id, StoryRow.revision)
-        .order_by(col(StoryRow.first_seen).desc(), col(StoryRow.id).desc())
-        .limit(limit)
-    ).all()
-    return [(story_id, revision) for story_id, revision in rows if story_id is not None]
+    rows = s.execute(_RECENT_REVISIONS, {"limit": limit})
+    return [(story_id, revision) for story_id, revision in rows]
 
 
 def _item_values(item: Item, now: datetime) -> dict[str, object]:
@@ -306,10 +352,6 @@ def _item_values(item: Item, now: datetime) -> dict[str, object]:
         "title": item.title, "summary": item.summary, "body": item.body,
         "published": item.published, "seen_at": now, "content_hash": item.content_hash,
     }  # fmt: skip
-
-
-def _item_row(item: Item, now: datetime) -> ItemRow:
-    return ItemRow(**_item_values(item, now))  # type: ignore[arg-type]
 
 
 def _member(item: ItemRow, matches: Sequence[MatchRow]) -> StoryMember:
@@ -328,12 +370,13 @@ def _item(row: ItemRow) -> Item:
     )  # fmt: skip
 
 
-def _match_row(item_id: str, m: Match) -> MatchRow:
+def _match_values(item_id: str, m: Match) -> dict[str, object]:
     evidence = [{"sentence": e.sentence, "start": e.start, "end": e.end} for e in m.evidence]
-    return MatchRow(
-        item_id=item_id, finding_id=m.finding_id, topic_id=m.topic_id, title=m.title,
-        topic_only=m.topic_only, score=m.score, evidence=json.dumps(evidence),
-    )  # fmt: skip
+    return {
+        "item_id": item_id, "finding_id": m.finding_id, "topic_id": m.topic_id,
+        "title": m.title, "topic_only": m.topic_only, "score": m.score,
+        "evidence": json.dumps(evidence),
+    }  # fmt: skip
 
 
 def _match(row: MatchRow) -> Match:
