@@ -4,15 +4,26 @@ another instance files items into the same database."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot.fingerprints import fingerprint
-from bot.stories import ItemFeatures, StoryCandidate, StoryIndex
+from bot.stories import (
+    DEFAULT_POLICY,
+    Assignment,
+    ItemFeatures,
+    StoryCandidate,
+    StoryIndex,
+    _assess,
+    _Probe,
+    _rank,
+)
 from classifiers.rules import RuleSet
 from metwatch.pipeline import Pipeline
 from metwatch.store import SqlStore, open_store
 from tests.support.seeds import META, SEEDS, ingest_seed
 
 NOW = datetime(2024, 8, 15, 18, 0, tzinfo=UTC)
+LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled"
 MET = frozenset({"met-inspection"})
 
 
@@ -114,3 +125,53 @@ def check_a_story_opened_meanwhile_is_joined(db_url: str, rules: RuleSet) -> Non
 
 def test_a_story_opened_meanwhile_is_joined(db_url: str, rules: RuleSet) -> None:
     check_a_story_opened_meanwhile_is_joined(db_url, rules)
+
+
+def _variants(text: str) -> list[str]:
+    """The text, and copies as other sites run them: another headline, the last
+    line cut, a line dropped from the middle (some above the syndication
+    threshold, some below)."""
+    lines = text.splitlines()
+    middle = len(lines) // 2
+    return [
+        text,
+        "\n".join(["Reposted: " + lines[0], *lines[1:]]),
+        "\n".join(lines[:-1]),
+        "\n".join(lines[:middle] + lines[middle + 1 :]),
+    ]
+
+
+def _reference(index: StoryIndex, item: ItemFeatures) -> Assignment:
+    """The decision of ``index.assign`` made without its syndication pre-check:
+    every member of every story compared."""
+    probe = _Probe(item)
+    found = [_assess(probe, s, NOW, DEFAULT_POLICY, True) for s in index._stories.values()]
+    best: Assignment | None = None
+    for a in found:
+        if a is not None and (best is None or _rank(a) > _rank(best)):
+            best = a
+    return best if best is not None else Assignment(None, "new")
+
+
+def test_the_syndication_pre_check_changes_no_decision() -> None:
+    articles = [*sorted(LABELLED.glob("*.txt")), *(SEEDS / m["file"] for m in META)]
+    texts = [p.read_text(encoding="utf-8") for p in articles]
+    items = [
+        _features(f"{n}-{v}", variant, NOW - timedelta(minutes=n))
+        for n, text in enumerate(texts)
+        for v, variant in enumerate(_variants(text))
+    ]
+    index = StoryIndex(capacity=12)  # small: stories are evicted and their hashes dropped
+    copies = 0
+    for n, item in enumerate(items):
+        decision = index.assign(item, now=NOW)
+        assert decision == _reference(index, item)
+        copies += decision.reason == "syndicated"
+        story_id = decision.story_id or 1000 + n
+        index.record(story_id, item, first_seen=NOW - timedelta(minutes=len(items) - n))
+        if n % 7 == 0:  # reloaded from the store as it stands: replaced, not added twice
+            index.put(StoryCandidate(story_id, NOW, (item,)), revision=9)
+    # The variants did exercise the copy path, both ways.
+    assert 20 < copies < len(items) - len(texts)
+    held = {h for s in index._stories.values() for h in s.sketch_hashes}
+    assert set(index._holders) == held  # nothing left behind by evictions or replacements
