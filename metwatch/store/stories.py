@@ -46,6 +46,15 @@ _MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
 _STORIES: Table = StoryRow.__table__  # type: ignore[attr-defined]
 _STORY_ITEMS: Table = StoryItemRow.__table__  # type: ignore[attr-defined]
 _DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[attr-defined]
+#: An item's text after an edit at the source (executed with ``_edit_values``).
+_EDIT_ITEM = (
+    _ITEMS.update()
+    .where(_ITEMS.c.id == bindparam("item_id"))
+    .values(
+        title=bindparam("new_title"), summary=bindparam("new_summary"),
+        body=bindparam("new_body"), content_hash=bindparam("new_hash"),
+    )
+)  # fmt: skip
 #: (id, revision) of the newest stories: read twice per flagged item, so built once.
 _RECENT_REVISIONS = (
     select(_STORIES.c.id, _STORIES.c.revision)
@@ -74,24 +83,29 @@ class StoryStore(StoreBase):
             return []
         new: list[Item] = []
         with self._session() as s:
-            known = {
-                row.id: row
-                for row in s.exec(
-                    select(ItemRow).where(col(ItemRow.id).in_([i.id for i in items]))
-                )
-            }
+            # Ids and hashes only: most of a feed is known, and its text is not needed.
+            known = dict(
+                s.execute(
+                    select(_ITEMS.c.id, _ITEMS.c.content_hash).where(
+                        _ITEMS.c.id.in_([i.id for i in items])
+                    )
+                ).all()
+            )
             urls = [i.url for i in items if i.url]
-            seen_urls = set(s.exec(select(ItemRow.url).where(col(ItemRow.url).in_(urls))))
+            seen_urls = set(
+                s.execute(select(_ITEMS.c.url).where(_ITEMS.c.url.in_(urls))).scalars()
+            )
+            edited: list[dict[str, object]] = []
             for item in items:
-                row = known.get(item.id)
-                if row is not None:
-                    if row.content_hash != item.content_hash:
-                        row.title, row.summary, row.body = item.title, item.summary, item.body
-                        row.content_hash = item.content_hash
+                if item.id in known:
+                    if known[item.id] != item.content_hash:
+                        edited.append(_edit_values(item))
                 elif not (item.url and item.url in seen_urls):
                     new.append(item)
                     if item.url:
                         seen_urls.add(item.url)
+            if edited:
+                s.execute(_EDIT_ITEM, edited)
         return new
 
     def add_items(self, items: Iterable[Item], now: datetime) -> list[Item]:
@@ -368,6 +382,13 @@ def _item(row: ItemRow) -> Item:
         row.id, row.source_id, row.outlet, row.url, row.title, row.summary, row.body,
         aware(row.published), row.content_hash,
     )  # fmt: skip
+
+
+def _edit_values(item: Item) -> dict[str, object]:
+    return {
+        "item_id": item.id, "new_title": item.title, "new_summary": item.summary,
+        "new_body": item.body, "new_hash": item.content_hash,
+    }  # fmt: skip
 
 
 def _match_values(item_id: str, m: Match) -> dict[str, object]:

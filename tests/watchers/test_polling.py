@@ -123,6 +123,27 @@ async def test_conditional_get_and_no_repeats(
     assert third.new_items[0].url == "https://news.example.com/b"
 
 
+async def test_an_edited_item_is_updated_not_repeated(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    feed_server.serve("/feed.xml", rss([ITEM]), etag='"v1"')
+    pipeline = _pipeline(tmp_path, db_url, client, {"feed": feed_server.url("/feed.xml")})
+    await _poll_all(pipeline)
+
+    edited = FeedItem(title="London news (updated)", link=ITEM.link, guid=ITEM.guid,
+                      description="<p>Now with a second paragraph.</p>")  # fmt: skip
+    feed_server.serve("/feed.xml", rss([edited]), etag='"v2"')
+    outcome = (await _poll_all(pipeline))["feed"].value
+
+    assert outcome is not None and not isinstance(outcome, Exception)
+    assert outcome.new_items == ()
+    [stored] = pipeline.store.iter_items()
+    assert (stored.title, stored.summary) == (
+        "London news (updated)",
+        "Now with a second paragraph.",
+    )
+
+
 async def test_malformed_feed_keeps_what_can_be_read(
     tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
 ) -> None:
