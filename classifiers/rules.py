@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -135,6 +135,9 @@ class RuleSet:
     sources: tuple[SourceSpec, ...]
     #: Every regular expression of the file, for one RE2 Set pass per item.
     patterns: PatternSet
+    #: The file's bytes, from which a worker process compiles the same rules
+    #: (compiled rules hold RE2 objects, which cannot be pickled).
+    data: bytes = field(default=b"", repr=False, compare=False)
 
     def finding(self, finding_id: str) -> Finding | None:
         return next((f for f in self.findings if f.id == finding_id), None)
@@ -179,7 +182,7 @@ def parse_rules(data: bytes, path: str) -> RuleSet:
         document = RulesDocument.model_validate(tree)
     except ValidationError as e:
         raise RulesErrors([_located(err, tree, path) for err in e.errors()]) from None
-    return _Compiler(document, tree, path).compile(hashlib.sha256(data).hexdigest()[:12])
+    return _Compiler(document, tree, path).compile(hashlib.sha256(data).hexdigest()[:12], data)
 
 
 def _load_yaml(data: bytes, path: str) -> Any:
@@ -268,7 +271,7 @@ class _Compiler:
         line, column = _position(self.tree, loc)
         self.errors.append(RulesError(reason, path=self.path, line=line, column=column, hint=hint))
 
-    def compile(self, version: str) -> RuleSet:
+    def compile(self, version: str, data: bytes) -> RuleSet:
         terms = self._terms()
         topics = tuple(self._topic(i, t) for i, t in enumerate(self.doc.topics))
         findings = tuple(self._finding(i, f) for i, f in enumerate(self.doc.findings))
@@ -277,7 +280,7 @@ class _Compiler:
         if self.errors:
             raise RulesErrors(self.errors)
         patterns = PatternSet(self.pattern_texts)
-        return RuleSet(self.path, version, topics, findings, terms, sources, patterns)
+        return RuleSet(self.path, version, topics, findings, terms, sources, patterns, data)
 
     def _terms(self) -> dict[str, Term]:
         for name, group in self.doc.synonyms.items():

@@ -21,13 +21,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from bot.fingerprints import fingerprint
-from bot.prepare import StoryInputs, story_inputs
+from bot.prepare import StoryInputs
 from bot.stories import (
     DEFAULT_POLICY,
     ClusterPolicy,
 )
-from classifiers.match import match_item
 from classifiers.rules import RuleSet
 from metwatch.errors import FetchError, SourceError
 from metwatch.filing import StoryFiler
@@ -42,6 +40,7 @@ from metwatch.models import (
     SourceSpec,
     SourceState,
 )
+from metwatch.offload import classify_and_prepare, classify_here, remember
 from metwatch.ports import Clock
 from metwatch.store import SqlStore
 from metwatch.workers import Runner, WorkerDied, inline
@@ -176,10 +175,8 @@ class Pipeline:
             parsed = await self._read(spec, fetched)
             new_items, entries, now = await self._off_loop(self._find_new, spec, parsed.entries)
             new_items = await self._with_full_text(new_items, entries)
-            # Classifying and preparing are pure: no store lock, and preparing runs
-            # in a worker process when there is one.
-            classified = await asyncio.to_thread(self._classify, new_items)
-            prepared = await asyncio.to_thread(self._prepare, classified)
+            # Pure: no store lock, and in a worker process when there is one.
+            classified, prepared = await asyncio.to_thread(self._classify, new_items)
             outcome = await self._off_loop(self._store_classified, spec, classified, prepared, now)
         except asyncio.CancelledError:
             # Shutting down mid-poll: hand the claim back so a restart polls it at once.
@@ -221,8 +218,8 @@ class Pipeline:
         No network: the full-text step is only part of ``poll``.
         """
         new_items, _, now = self._find_new(spec, entries)
-        classified = self._classify(new_items)
-        return self._store_classified(spec, classified, self._prepare(classified), now)
+        classified, prepared = self._classify(new_items)
+        return self._store_classified(spec, classified, prepared, now)
 
     async def _read(self, spec: SourceSpec, fetched: FetchResult) -> ParsedFeed:
         """The fetched body as entries, read according to the source's kind."""
@@ -296,24 +293,24 @@ class Pipeline:
         # taken for an edit that would put the teaser back.
         return replace(item, title=title, body=normalise_unicode(body))
 
-    def _classify(self, items: Sequence[Item]) -> list[Classified]:
-        """classify: pure, so it needs no store lock."""
+    def _classify(self, items: Sequence[Item]) -> tuple[list[Classified], list[StoryInputs]]:
+        """classify -> fingerprints and summaries of the flagged items: pure, so no
+        store lock, and in a worker process when there is one."""
+        if not items:
+            return [], []
         rules = self.rules
-        return [Classified(item, match_item(item, rules)) for item in items]
-
-    def _prepare(self, classified: Sequence[Classified]) -> list[StoryInputs]:
-        """Fingerprints and summaries of the flagged items, in a worker when there is one."""
-        texts = [c.item.text for c in classified if c.flagged]
-        if not texts:
-            return []
         try:
-            return self.run(story_inputs, texts)
+            verdicts = self.run(classify_and_prepare, remember(rules), items)
         except WorkerDied:
-            # One of these texts killed a worker: not worth risking this process
-            # on the summary. Fingerprints are plain hashing; the stories go out
-            # without a summary rather than not at all.
-            log.exception("summaries failed for %d items; sent without", len(texts))
-            return [(fingerprint(text), ()) for text in texts]
+            # One of these texts killed a worker: classify here, as metwatch did
+            # before it had workers, and send the stories without a summary
+            # rather than not at all.
+            log.exception("classifying %d items killed a worker; classified here", len(items))
+            return classify_here(items, rules)
+        classified = [
+            Classified(item, found) for item, (found, _) in zip(items, verdicts, strict=True)
+        ]
+        return classified, [inputs for _, inputs in verdicts if inputs is not None]
 
     def _store_classified(
         self,

@@ -15,17 +15,19 @@ from typing import Any
 
 import pytest
 
-from bot.prepare import story_inputs
-from classifiers.rules import RuleSet
+from classifiers.match import match_item
+from classifiers.rules import RuleSet, load_rules
 from metwatch.errors import ParseError
-from metwatch.models import SourceSpec
+from metwatch.models import Item, SourceSpec
+from metwatch.offload import Verdict, classify_and_prepare, remember
 from metwatch.pipeline import Pipeline
 from metwatch.store import open_store
 from metwatch.workers import WorkerDied, WorkerPool
-from tests.conftest import ROOT
+from tests.conftest import ROOT, RULES_PATH
 from tests.support.feeds import realistic_feed
 from watchers.article import article_from_text
 from watchers.fastparse import FeedParser
+from watchers.normalise import normalise
 from watchers.parse import parse_feed
 
 URL = "http://feeds.example/news.xml"
@@ -96,26 +98,68 @@ def test_a_parser_worker_dying_is_a_parse_error_of_that_source(pool: WorkerPool)
     assert caught.value.url == URL
 
 
-def test_a_worker_dying_on_summaries_still_files_the_story(
+def test_a_worker_dying_on_classification_still_files_the_story(
     pool: WorkerPool, db_url: str, rules: RuleSet
 ) -> None:
-    def summaries_die(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        return pool.run(die) if fn is story_inputs else fn(*args, **kwargs)
+    def classification_dies(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return pool.run(die) if fn is classify_and_prepare else fn(*args, **kwargs)
 
     store = open_store(db_url)
     store.subscribe(7, ["met-inspection"], NOW)
-    pipeline = Pipeline(store, None, rules, clock=lambda: NOW, run=summaries_die)  # type: ignore[arg-type]  # no fetching here
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW, run=classification_dies)  # type: ignore[arg-type]  # no fetching here
     seed = (ROOT / "seeds" / "000_a29e9b15b3bba61a.txt").read_text(encoding="utf-8")
     spec = SourceSpec("seed", "Outlet", "feed", "file:", 3600)
     entry = article_from_text(seed, headline="Met failing victims", link="https://o.example/a")
 
     outcome = pipeline.ingest(spec, [entry])
 
+    # Classified in metwatch's own process instead: the story, its findings and its
+    # delivery, without a summary.
     assert len(outcome.flagged) == 1
     [story] = store.recent_stories()
-    assert story.summary == ()  # no summary, but the story, its findings and its delivery
+    assert story.summary == ()
     assert story.matches and [link.url for link in story.links] == ["https://o.example/a"]
     assert [d.chat_id for d in store.pending_deliveries(NOW)] == [7]
+
+
+def _seed_items() -> list[Item]:
+    spec = SourceSpec("seed", "Outlet", "feed", "file:", 3600)
+    return [
+        normalise(article_from_text(path.read_text(encoding="utf-8"), link=f"https://o/{n}"),
+                  spec, NOW)
+        for n, path in enumerate(sorted((ROOT / "seeds").glob("*.txt")))
+    ]  # fmt: skip
+
+
+def test_a_worker_classifies_as_metwatch_does_and_follows_a_rules_reload(
+    pool: WorkerPool, tmp_path: Path, rules: RuleSet
+) -> None:
+    items = _seed_items()
+
+    verdicts = pool.run(classify_and_prepare, remember(rules), items)
+
+    assert [found for found, _ in verdicts] == [match_item(i, rules) for i in items]
+    assert all(inputs is not None and inputs[1] for _, inputs in verdicts)  # with summaries
+    assert [inputs for _, inputs in verdicts] == [
+        inputs for _, inputs in classify_and_prepare(remember(rules), items)
+    ]
+
+    # A new version of the rules without 'unvisited-since-2017': the worker compiles
+    # it on its first call, and the finding is gone from that call on.
+    text = RULES_PATH.read_text(encoding="utf-8")
+    start = text.index("  - id: unvisited-since-2017")
+    edited = text[:start] + text[text.index("  - id: iic-nfa-rate") :]
+    path = tmp_path / "watch-rules.yaml"
+    path.write_text(edited, encoding="utf-8")
+    reloaded = load_rules(path)
+
+    after = pool.run(classify_and_prepare, remember(reloaded), items)
+
+    def ids(verdicts: list[Verdict]) -> set[str]:
+        return {m.finding_id for found, _ in verdicts for m in found}
+
+    assert "unvisited-since-2017" in ids(verdicts)
+    assert ids(after) == ids(verdicts) - {"unvisited-since-2017"}
 
 
 KILLED_PARENT = """

@@ -1,0 +1,80 @@
+"""Pure stages the pipeline hands to worker processes, as picklable calls.
+
+``classify_and_prepare`` runs the classifier over a poll's new items and, for
+the flagged ones, makes what their stories need (fingerprint and summary): in
+a worker process that is the CPU of every new item off the main process,
+which keeps the fetches, the store and clustering.
+
+Compiled rules hold RE2 objects, which cannot be pickled, so a call carries
+the rules file's bytes (``RulesSource``, a few KB) and each process compiles
+a version once and keeps it; a hot reload brings a new version, compiled on
+its first call. In the process that loaded the rules (``remember``), the
+compiled rules are used as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.fingerprints import fingerprint
+from bot.prepare import StoryInputs, story_inputs
+from classifiers.match import match_item
+from classifiers.rules import RuleSet, parse_rules
+from metwatch.models import Classified, Item, Match
+
+#: Compiled versions a process keeps (the current one and the one before a reload).
+KEPT_VERSIONS = 2
+
+#: One new item's classification, and its story inputs when it is flagged.
+Verdict = tuple[tuple[Match, ...], StoryInputs | None]
+
+_compiled: dict[str, RuleSet] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class RulesSource:
+    """What a worker process needs to compile the same rules."""
+
+    version: str
+    path: str
+    data: bytes
+
+
+def remember(rules: RuleSet) -> RulesSource:
+    """Keep ``rules`` compiled in this process; returns what other processes need."""
+    _keep(rules)
+    return RulesSource(rules.version, rules.path, rules.data)
+
+
+def classify_and_prepare(source: RulesSource, items: Sequence[Item]) -> list[Verdict]:
+    """Each item's matches, with (fingerprint, summary) for the flagged ones."""
+    rules = _rules(source)
+    matches = [match_item(item, rules) for item in items]
+    flagged = [item.text for item, found in zip(items, matches, strict=True) if found]
+    inputs = iter(story_inputs(flagged))
+    return [(found, next(inputs) if found else None) for found in matches]
+
+
+def classify_here(
+    items: Sequence[Item], rules: RuleSet
+) -> tuple[list[Classified], list[StoryInputs]]:
+    """The same, in this process and without summaries: for when a worker died on
+    these items (fingerprints are plain hashing; summaries are left out)."""
+    classified = [Classified(item, match_item(item, rules)) for item in items]
+    return classified, [(fingerprint(c.item.text), ()) for c in classified if c.flagged]
+
+
+def _rules(source: RulesSource) -> RuleSet:
+    rules = _compiled.get(source.version)
+    if rules is None:
+        rules = parse_rules(source.data, source.path)
+        _keep(rules)
+    return rules
+
+
+def _keep(rules: RuleSet) -> None:
+    _compiled.pop(rules.version, None)  # the newest comes last
+    _compiled[rules.version] = rules
+    while len(_compiled) > KEPT_VERSIONS:
+        del _compiled[next(iter(_compiled))]  # the oldest compiled
