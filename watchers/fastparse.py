@@ -1,17 +1,20 @@
-"""A fast feed parser used only where it is proven to read a source as feedparser does.
+"""A fast feed parser used only where it is proven to read a body as feedparser does.
 
 feedparser is the reference (about 16 ms for a 50 KB news feed here, with
 sanitising and HTML link rewriting off); this path takes about 1.7 ms for the
 same feed, well-formedness check and refresh hint included. But fastfeedparser
 truncates text at entities in malformed XML, raises on empty bodies and HTML
-pages, returns ISO dates and does not read the feed's refresh hint. So, per
-source:
+pages, returns ISO dates and does not read the feed's refresh hint. So:
 
 1. a body that is not well-formed XML always goes to feedparser;
-2. the first ``PROOF_POLLS`` bodies are parsed by both; the source earns the
-   fast path only if every one gave an identical ``ParsedFeed`` (entries and
-   refresh hint; one difference and it stays on feedparser until restart);
-3. on the fast path, any exception falls back to feedparser, and the refresh
+2. a well-formed body inside the proven subset (``watchers.feed_subset``:
+   documents on which the two are shown to agree, checked on the tree step 1
+   parsed) takes the fast path at once, from a source's first poll;
+3. otherwise, per source: the first ``PROOF_POLLS`` bodies are parsed by both;
+   the source earns the fast path for every body only if every one gave an
+   identical ``ParsedFeed`` (entries and refresh hint; one difference and it
+   stays on feedparser until restart, in-subset bodies included);
+4. on the fast path, any exception falls back to feedparser, and the refresh
    hint is read from the tree that step 1 parsed anyway.
 
 Pure apart from the per-source proof counters it keeps.
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import fastfeedparser
 from lxml import etree
@@ -29,6 +32,7 @@ from lxml import etree
 from metwatch.errors import ParseError
 from metwatch.models import ParsedFeed, RawEntry
 from metwatch.workers import Runner, WorkerDied, inline
+from watchers.feed_subset import in_subset
 from watchers.parse import absolute_link, parse_feed, refresh_hint
 
 log = logging.getLogger(__name__)
@@ -49,21 +53,36 @@ _FEED_NAMESPACES = frozenset(
 )
 _HINTS = frozenset({"ttl", "sy:updateperiod", "sy:updatefrequency"})
 
+#: How ``read_unproven`` read a body: fast because it is inside the proven subset;
+#: by feedparser with the fast path compared ("same" / "different"); by feedparser
+#: with nothing to compare ("none": malformed XML, or the fast path raised).
+Reading = Literal["subset", "same", "different", "none"]
+
 
 class FeedParser:
-    """``parse_feed`` with a fast path for sources where it is proven equal.
+    """``parse_feed`` with a fast path where it is proven equal: for bodies inside
+    the proven subset, and for every body of a source proven at run time.
 
-    ``run`` decides where feedparser and the proofs run: here (``inline``) or in
-    worker processes (``WorkerPool.run``). Only the proof counters live here.
+    ``run`` decides where feedparser, the subset check and the proofs run: here
+    (``inline``) or in worker processes (``WorkerPool.run``). Only the proof
+    counters live here.
     """
 
     def __init__(self, proof_polls: int = PROOF_POLLS, *, run: Runner = inline) -> None:
         self.proof_polls = proof_polls
         self.run = run
         self._proofs: dict[str, int] = {}
+        self._subset_sources: set[str] = set()
 
     def fast_sources(self) -> list[str]:
-        return sorted(s for s, n in self._proofs.items() if n >= self.proof_polls)
+        """Sources whose bodies take the fast path: proven ones (every body), and
+        ones whose bodies came inside the proven subset (those bodies; a body
+        outside it still needs the source's proof). A source read differently once
+        is on feedparser only.
+        """
+        proven = {s for s, n in self._proofs.items() if n >= self.proof_polls}
+        subset = {s for s in self._subset_sources if self._proofs.get(s, 0) != _DISPROVEN}
+        return sorted(proven | subset)
 
     def parse(
         self, source_id: str, content: bytes, url: str, content_type: str = ""
@@ -84,11 +103,18 @@ class FeedParser:
         if proofs == _DISPROVEN:
             return self.run(parse_feed, content, url, content_type)
         if proofs < self.proof_polls:
-            reference, same = self.run(read_and_prove, content, url, content_type)
-            if same is not None:
-                self._record_proof(source_id, proofs, same)
-            return reference
+            parsed, reading = self.run(read_unproven, content, url, content_type)
+            if reading == "subset":
+                self._note_subset(source_id)
+            elif reading != "none":
+                self._record_proof(source_id, proofs, reading == "same")
+            return parsed
         return self.run(read_fast, content, url, content_type)
+
+    def _note_subset(self, source_id: str) -> None:
+        if source_id not in self._subset_sources:
+            self._subset_sources.add(source_id)
+            log.debug("source %s: body inside the proven subset, fast parser", source_id)
 
     def _record_proof(self, source_id: str, proofs: int, same: bool) -> None:
         self._proofs[source_id] = proofs + 1 if same else _DISPROVEN
@@ -110,6 +136,23 @@ def read_fast(content: bytes, url: str, content_type: str = "") -> ParsedFeed:
     return parse_feed(content, url, content_type)
 
 
+def read_unproven(content: bytes, url: str, content_type: str = "") -> tuple[ParsedFeed, Reading]:
+    """A body of a source that has not earned the fast path: fast when the body is
+    inside the proven subset, else feedparser's reading with the fast path compared
+    to it. One function, so a worker process parses the tree once and does it all.
+    """
+    root = _well_formed_root(content)
+    if root is not None and in_subset(content, root, content_type):
+        try:
+            return _parse_fast(content, url, root), "subset"
+        except Exception:  # any failure of the fast path: the reference decides
+            log.debug("fast parser failed on %s inside the subset; using feedparser", url)
+            return parse_feed(content, url, content_type), "none"
+    reference, same = _prove(content, url, content_type, root)
+    reading: Reading = "none" if same is None else "same" if same else "different"
+    return reference, reading
+
+
 def read_and_prove(
     content: bytes, url: str, content_type: str = ""
 ) -> tuple[ParsedFeed, bool | None]:
@@ -118,8 +161,13 @@ def read_and_prove(
     None: no proof either way (the body is not well-formed XML, which always goes
     to feedparser). One function, so a worker process does the whole proof.
     """
+    return _prove(content, url, content_type, _well_formed_root(content))
+
+
+def _prove(
+    content: bytes, url: str, content_type: str, root: Any | None
+) -> tuple[ParsedFeed, bool | None]:
     reference = parse_feed(content, url, content_type)
-    root = _well_formed_root(content)
     if root is None:
         return reference, None
     try:
@@ -203,7 +251,8 @@ def _own_text(element: Any) -> str:
 
 def _entry(entry: Any, url: str) -> RawEntry:
     summary = entry.get("description") or ""
-    contents = [c.get("value", "") for c in entry.get("content") or []]
+    # Stripped: feedparser strips every text it reads; fastfeedparser keeps content as is.
+    contents = [c.get("value", "").strip() for c in entry.get("content") or []]
     # fastfeedparser repeats the description as content when there is none.
     content = max(contents, key=len) if contents else ""
     if content == summary and not _has_own_content(entry):
@@ -230,4 +279,6 @@ def _date(value: str | None) -> datetime | None:
         when = datetime.fromisoformat(value)
     except ValueError:
         return None
+    # Whole seconds: feedparser's dates are time tuples; both truncate the fraction.
+    when = when.replace(microsecond=0)
     return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
