@@ -41,31 +41,44 @@ class StoryFiler:
         self.store = store
         self.policy = policy
         self.index = StoryIndex(capacity=STORY_CANDIDATES)
+        #: The newest stories' (id, revision) as the index holds them; None: read
+        #: them (and reload what changed) before the next decision.
+        self._in_step: list[tuple[int, int]] | None = None
 
     def file(
         self, classified: Classified, fp: Fingerprint, summary: Sequence[str], now: datetime
     ) -> int:
         """Join a recent story about the same event, or start one (with ``summary``);
-        the item is stored with its matches and outbox rows. Returns the story id."""
+        the item is stored with its matches and outbox rows. Returns the story id.
+
+        Optimistic: the decision is made on the index as it stands, and written
+        only if the store's newest stories are still what the index holds;
+        otherwise the index is brought up to date and the decision made again.
+        """
         features = features_of(classified, fp)
         when = min(classified.item.published or now, now)
         since = when - timedelta(days=self.policy.window_days)
         for attempt in range(1, CLUSTER_ATTEMPTS + 1):
-            seen = self.sync()
+            seen = self._in_step if self._in_step is not None else self.sync()
             decision = self.index.assign(features, now=now, since=since, policy=self.policy)
             try:
-                story_id = self.store.record_flagged(
+                story_id, after = self.store.record_flagged_then_read(
                     classified, decision.story_id, now,
                     fingerprint=fp.to_json(), copy_of=decision.copy_of,
                     summary=summary if decision.story_id is None else (),
                     # After the last attempt, file it anyway: a second story is
                     # better than a lost alert.
                     decided_on=seen if attempt < CLUSTER_ATTEMPTS else None,
+                    limit=STORY_CANDIDATES,
                 )  # fmt: skip
                 break
             except StoriesChanged:
+                self._in_step = None
                 log.info("stories changed while filing %s; deciding again", classified.item.id)
         self.index.record(story_id, features, first_seen=now)
+        # The stories as the write left them: in step if the only change is this
+        # item's (the store's lock kept others out meanwhile), else reloaded.
+        self._in_step = self._follow(after)
         log.info(
             "story %s item=%s reason=%s similarity=%.2f findings=%.2f",
             story_id, classified.item.id, decision.reason, decision.similarity,
@@ -78,7 +91,11 @@ class StoryFiler:
         query, and members loaded only for stories that changed elsewhere (another
         instance filed an item) or that the index has not seen. Returns the
         (story, revision) pairs it is now in step with."""
-        current = self.store.recent_story_revisions(STORY_CANDIDATES)
+        self._in_step = self._follow(self.store.recent_story_revisions(STORY_CANDIDATES))
+        return self._in_step
+
+    def _follow(self, current: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Make the index hold ``current``: forget what left it, load what changed."""
         self.index.keep_only(story_id for story_id, _ in current)
         stale = [sid for sid, rev in current if self.index.revision(sid) != rev]
         for coverage in self.store.story_coverage(stale):

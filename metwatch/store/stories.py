@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, text
+from sqlalchemy import ColumnElement, Table, bindparam, func, or_, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -55,6 +55,23 @@ _EDIT_ITEM = (
         body=bindparam("new_body"), content_hash=bindparam("new_hash"),
     )
 )  # fmt: skip
+#: The active chats following a finding or a topic of any match of a story.
+_STORY_TARGETS = (
+    select(MatchRow.finding_id)
+    .join(StoryItemRow, col(StoryItemRow.item_id) == col(MatchRow.item_id))
+    .where(StoryItemRow.story_id == bindparam("story_id"))
+    .union(
+        select(MatchRow.topic_id)
+        .join(StoryItemRow, col(StoryItemRow.item_id) == col(MatchRow.item_id))
+        .where(StoryItemRow.story_id == bindparam("story_id"))
+    )
+)
+_FOLLOWERS = (
+    select(SubscriptionRow.chat_id)
+    .join(SubscriberRow, col(SubscriberRow.chat_id) == col(SubscriptionRow.chat_id))
+    .where(col(SubscriberRow.active), col(SubscriptionRow.target).in_(_STORY_TARGETS))
+    .distinct()
+)
 #: (id, revision) of the newest stories: read twice per flagged item, so built once.
 _RECENT_REVISIONS = (
     select(_STORIES.c.id, _STORIES.c.revision)
@@ -174,38 +191,75 @@ class StoryStore(StoreBase):
         instances never open two stories for one event. On PostgreSQL the check
         and the write hold an advisory lock. Returns the story id.
         """
-        item = classified.item
-        # Core statements, not the ORM's unit of work: this runs for every
-        # flagged item, and the ORM cost several times the SQL here.
         with self._session() as s:
-            if decided_on is not None:
-                if self.engine.dialect.name == "postgresql":
-                    s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLUSTER_LOCK})
-                # As many as the caller saw (at least one): a story opened since
-                # then comes first, and a changed one has another revision.
-                if _recent_revisions(s, max(len(decided_on), 1)) != list(decided_on):
-                    raise StoriesChanged
-            # Stored here, with its matches: never one without the other. An item
-            # stored already (a replay) only gets its fingerprint.
-            s.execute(
-                self._upsert(_ITEMS, index_elements=["id"], set_={"fingerprint": fingerprint}),
-                {**_item_values(item, now), "fingerprint": fingerprint},
-            )
-            if classified.matches:
-                s.execute(
-                    _MATCHES.insert(), [_match_values(item.id, m) for m in classified.matches]
-                )
-            story, revision = self._story_for(s, story_id, item.title, summary, now)
-            s.execute(
-                _STORY_ITEMS.insert().values(
-                    story_id=story, item_id=item.id, copy_of=copy_of,
-                    position=select(func.count())
-                    .where(col(StoryItemRow.story_id) == story)
-                    .scalar_subquery(),
-                )
+            return self._write_flagged(
+                s, classified, story_id, now, fingerprint=fingerprint, copy_of=copy_of,
+                summary=summary, decided_on=decided_on,
             )  # fmt: skip
-            self._enqueue(s, story, revision, now)
-            return story
+
+    def record_flagged_then_read(
+        self,
+        classified: Classified,
+        story_id: int | None,
+        now: datetime,
+        *,
+        fingerprint: str | None,
+        copy_of: str | None,
+        summary: Sequence[str],
+        decided_on: Sequence[tuple[int, int]] | None,
+        limit: int,
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """``record_flagged``, then ``recent_story_revisions(limit)`` as they are
+        after the write, read in the same transaction: the next decision's
+        ``decided_on``, without another round trip."""
+        with self._session() as s:
+            story = self._write_flagged(
+                s, classified, story_id, now, fingerprint=fingerprint, copy_of=copy_of,
+                summary=summary, decided_on=decided_on,
+            )  # fmt: skip
+            return story, _recent_revisions(s, limit)
+
+    def _write_flagged(
+        self,
+        s: Session,
+        classified: Classified,
+        story_id: int | None,
+        now: datetime,
+        *,
+        fingerprint: str | None,
+        copy_of: str | None,
+        summary: Sequence[str],
+        decided_on: Sequence[tuple[int, int]] | None,
+    ) -> int:
+        # Core statements, not the ORM's unit of work: this runs for every flagged
+        # item, and the ORM cost several times the SQL here.
+        item = classified.item
+        if decided_on is not None:
+            if self.engine.dialect.name == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLUSTER_LOCK})
+            # As many as the caller saw (at least one): a story opened since
+            # then comes first, and a changed one has another revision.
+            if _recent_revisions(s, max(len(decided_on), 1)) != list(decided_on):
+                raise StoriesChanged
+        # Stored here, with its matches: never one without the other. An item
+        # stored already (a replay) only gets its fingerprint.
+        s.execute(
+            self._upsert(_ITEMS, index_elements=["id"], set_={"fingerprint": fingerprint}),
+            {**_item_values(item, now), "fingerprint": fingerprint},
+        )
+        if classified.matches:
+            s.execute(_MATCHES.insert(), [_match_values(item.id, m) for m in classified.matches])
+        story, revision = self._story_for(s, story_id, item.title, summary, now)
+        s.execute(
+            _STORY_ITEMS.insert().values(
+                story_id=story, item_id=item.id, copy_of=copy_of,
+                position=select(func.count())
+                .where(col(StoryItemRow.story_id) == story)
+                .scalar_subquery(),
+            )
+        )  # fmt: skip
+        self._enqueue(s, story, revision, now)
+        return story
 
     def _story_for(
         self, s: Session, story_id: int | None, headline: str, summary: Sequence[str],
@@ -231,14 +285,17 @@ class StoryStore(StoreBase):
         return new_id, 1
 
     def _upsert(
-        self, table: Table, *, index_elements: list[str], set_: dict[str, object] | None = None
-    ) -> Any:
-        """INSERT that, on a conflict over ``index_elements``, updates ``set_`` (or
-        does nothing), in this database's dialect."""
+        self, table: Table, *, index_elements: list[str], set_: dict[str, object] | None = None,
+        where: ColumnElement[bool] | None = None,
+    ) -> Any:  # fmt: skip
+        """INSERT that, on a conflict over ``index_elements``, updates ``set_`` in
+        the rows that meet ``where`` (or does nothing), in this database's dialect."""
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         statement = insert(table)
         if set_:
-            return statement.on_conflict_do_update(index_elements=index_elements, set_=set_)
+            return statement.on_conflict_do_update(
+                index_elements=index_elements, set_=set_, where=where
+            )
         return statement.on_conflict_do_nothing(index_elements=index_elements)
 
     def recent_story_revisions(self, limit: int = 200) -> list[tuple[int, int]]:
@@ -287,50 +344,26 @@ class StoryStore(StoreBase):
     def _enqueue(self, s: Session, story_id: int, revision: int, now: datetime) -> None:
         """Owe ``revision`` of the story to every active chat following one of its
         findings or topics: a new outbox row, or a row sent or pending raised to it."""
-        pairs = s.execute(
-            select(MatchRow.finding_id, MatchRow.topic_id)
-            .join(StoryItemRow, col(StoryItemRow.item_id) == col(MatchRow.item_id))
-            .where(StoryItemRow.story_id == story_id)
-            .distinct()
-        ).all()
-        targets = {t for pair in pairs for t in pair}
-        chats = (
-            s.execute(
-                select(SubscriptionRow.chat_id)
-                .join(SubscriberRow, col(SubscriberRow.chat_id) == col(SubscriptionRow.chat_id))
-                .where(col(SubscriberRow.active), col(SubscriptionRow.target).in_(targets))
-                .distinct()
-            )
-            .scalars()
-            .all()
-        )
+        chats = s.execute(_FOLLOWERS, {"story_id": story_id}).scalars().all()
         if not chats:
             return
-        existing = set(
-            s.execute(
-                select(DeliveryRow.chat_id).where(DeliveryRow.story_id == story_id)
-            ).scalars()
-        )
-        new = [
+        rows = [
             {"chat_id": chat_id, "story_id": story_id, "wanted_revision": revision,
              "created_at": now, "sent_revision": 0, "status": "pending", "attempts": 0}
             for chat_id in chats
-            if chat_id not in existing
         ]  # fmt: skip
-        if new:
-            s.execute(_DELIVERIES.insert(), new)
-        if owed := [chat_id for chat_id in chats if chat_id in existing]:
-            # Failed and cancelled rows keep their status: an edit must not revive them.
-            s.execute(
-                _DELIVERIES.update()
-                .where(
-                    _DELIVERIES.c.story_id == story_id,
-                    _DELIVERIES.c.chat_id.in_(owed),
-                    _DELIVERIES.c.status.in_(("pending", "sent")),
-                )
-                .values(wanted_revision=revision, status="pending", attempts=0,
-                        next_attempt_at=None)
-            )  # fmt: skip
+        s.execute(
+            self._upsert(
+                _DELIVERIES, index_elements=["chat_id", "story_id"],
+                set_={"wanted_revision": revision, "status": "pending", "attempts": 0,
+                      "next_attempt_at": None},
+                # Failed and cancelled rows keep their status: an edit must not
+                # revive them.
+                # (Not IN: an expanding parameter cannot go with executemany.)
+                where=or_(_DELIVERIES.c.status == "pending", _DELIVERIES.c.status == "sent"),
+            ),
+            rows,
+        )  # fmt: skip
 
     def story(self, story_id: int) -> Story:
         with self._session() as s:
