@@ -114,7 +114,7 @@ from metwatch.models import PollOutcome, RawEntry, SourceSpec  # noqa: E402
 from metwatch.pipeline import Pipeline, PollResult  # noqa: E402
 from metwatch.store import SqlStore, open_store  # noqa: E402
 from metwatch.store.tables import ItemRow, SourceRow  # noqa: E402
-from metwatch.workers import WorkerPool, inline  # noqa: E402
+from metwatch.workers import WorkerPool, in_thread  # noqa: E402
 from tests.support.feed_server import FeedServer  # noqa: E402
 from tests.support.feeds import FeedItem, realistic_feed, realistic_item, rss  # noqa: E402
 from watchers.fastparse import _well_formed_root, read_and_prove, read_unproven  # noqa: E402
@@ -331,7 +331,7 @@ class Metwatch:
         pool = WorkerPool(WORKER_PROCESSES) if WORKER_PROCESSES else None
         pipeline = Pipeline(
             store, fetcher, rules, clock=utc_now, fulltext_min_chars=0,
-            run=pool.run if pool is not None else inline,
+            offload=pool.call if pool is not None else in_thread,
         )  # fmt: skip
         pipeline.sync_sources()
         return cls(store, client, pipeline, pool)
@@ -670,26 +670,19 @@ def baseline(site: FeedSite, feeds: Iterable[int]) -> tuple[float, int]:
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("Pipeline.poll (everything)", "metwatch/pipeline.py", "poll"),
     ("  Fetcher._get (httpx)", "watchers/fetch.py", "_get"),
-    ("  parse_feed (feedparser)", "watchers/parse.py", "parse_feed"),
-    ("    feedparser relative-URI resolution", "feedparser/urls.py", "resolve_relative_uris"),
-    ("    feedparser date parsing", "feedparser/datetimes/__init__.py", "_parse_date"),
-    ("  Pipeline.ingest", "metwatch/pipeline.py", "ingest"),
-    ("  Pipeline._add_new", "metwatch/pipeline.py", "_add_new"),
-    ("    normalise (lxml html_to_text, ids)", "watchers/normalise.py", "normalise"),
-    ("    SqlStore.add_items", "metwatch/store/sql.py", "add_items"),
-    ("  Pipeline._classify_new", "metwatch/pipeline.py", "_classify_new"),
-    ("    match_item (classification)", "classifiers/match.py", "match_item"),
+    ("  Pipeline._find_new", "metwatch/pipeline.py", "_find_new"),
+    ("    StoryStore.sort_new", "metwatch/store/stories.py", "sort_new"),
+    ("  Pipeline._store_classified", "metwatch/pipeline.py", "_store_classified"),
     ("    StoryFiler.file (clustering)", "metwatch/filing.py", "file"),
-    ("      SqlStore.story_coverage", "metwatch/store/sql.py", "story_coverage"),
-    ("      filing._candidate (fingerprints)", "metwatch/filing.py", "_candidate"),
+    ("      StoryStore.story_coverage", "metwatch/store/stories.py", "story_coverage"),
     ("      StoryIndex.assign", "bot/stories.py", "assign"),
-    ("      summarise", "bot/summary.py", "summarise"),
-    ("      SqlStore.record_flagged", "metwatch/store/sql.py", "record_flagged"),
-    ("  SqlStore.record_success", "metwatch/store/sql.py", "record_success"),
+    ("      StoryStore.record_flagged_then_read", "metwatch/store/stories.py",
+     "record_flagged_then_read"),
+    ("    StoryStore.insert_items", "metwatch/store/stories.py", "insert_items"),
+    ("  SourceStore.record_success", "metwatch/store/sources.py", "record_success"),
     ("all SQLAlchemy Session.execute", "sqlalchemy/orm/session.py", "execute"),
-    ("all SQLAlchemy Session.flush", "sqlalchemy/orm/session.py", "flush"),
     ("all sqlite3 Cursor.execute", "~", "<method 'execute' of 'sqlite3.Cursor' objects>"),
-)
+)  # fmt: skip
 
 
 def _cumulative(stats: pstats.Stats, suffix: str, name: str) -> tuple[float, int]:
@@ -717,22 +710,18 @@ WARM_STAGES: tuple[tuple[str, str, str], ...] = (
 #: Synchronous steps timed with time.thread_time by wrapping them (no profiler, so
 #: no distortion): (label, module or class, attribute). Missing names are skipped.
 TIMED: tuple[tuple[str, str, str], ...] = (
-    ("FeedParser.parse", "watchers.fastparse:FeedParser", "parse"),
-    ("  parse_feed (feedparser)", "watchers.fastparse", "parse_feed"),
-    ("  fastfeedparser", "watchers.fastparse", "_parse_fast"),
-    ("normalise", "metwatch.pipeline", "normalise"),
     ("StoryStore.sort_new", "metwatch.store.stories:StoryStore", "sort_new"),
     ("StoryStore.insert_items", "metwatch.store.stories:StoryStore", "insert_items"),
-    ("match_item (classification)", "metwatch.pipeline", "match_item"),
     ("StoryFiler.file (clustering, all)", "metwatch.filing:StoryFiler", "file"),
     ("  StoryStore.story_coverage", "metwatch.store.stories:StoryStore", "story_coverage"),
     ("  filing._candidate", "metwatch.filing", "_candidate"),
     ("  StoryFiler.sync", "metwatch.filing:StoryFiler", "sync"),
     ("  StoryIndex.assign", "bot.stories:StoryIndex", "assign"),
-    ("  StoryStore.record_flagged", "metwatch.store.stories:StoryStore", "record_flagged"),
+    ("  StoryStore.record_flagged_then_read", "metwatch.store.stories:StoryStore",
+     "record_flagged_then_read"),
     ("SourceStore.record_success", "metwatch.store.sources:SourceStore", "record_success"),
     ("SourceStore.claim_due_sources", "metwatch.store.sources:SourceStore", "claim_due_sources"),
-)
+)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -779,7 +768,7 @@ def _print_stages(title: str, p: Pass, table: dict[str, list[float]], say: Say) 
             share = seconds / p.cpu if p.cpu else 0.0
             each = 1000 * seconds / calls
             say(f"{label:42} {seconds:7.2f} {share:8.0%} {calls:7.0f} {each:8.2f}")
-    say(f"{'worker processes (parse, fingerprints, summaries)':42} {p.worker_cpu:7.2f}")
+    say(f"{'worker processes (parse, normalise, classify, prepare)':42} {p.worker_cpu:7.2f}")
     rest = p.cpu - p.worker_cpu - _top_level(table)
     say(f"{'(the rest: HTTP, asyncio, logging)':42} {rest:7.2f}")
 

@@ -29,7 +29,7 @@ from metwatch.ports import Notifier
 from metwatch.rules_reload import RulesReloader
 from metwatch.settings import Settings
 from metwatch.store import SqlStore, open_store
-from metwatch.workers import WorkerPool, inline
+from metwatch.workers import WorkerPool, in_thread
 from watchers.fetch import Fetcher, build_client
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,12 @@ class Service:
         else:
             self.notifier = ConsoleNotifier()
             self.store.subscribe(CONSOLE_CHAT_ID, [t.id for t in self.rules.topics], self.clock())
-        #: Parsing, fingerprints and summaries in worker processes (another core;
-        #: a hostile feed kills a worker, not metwatch).
+        #: Parsing, normalising, classifying, fingerprints and summaries in worker
+        #: processes (another core; a hostile feed kills a worker, not metwatch).
         self.workers = WorkerPool(settings.worker_processes) if settings.worker_processes else None
         self.pipeline = Pipeline(
             self.store, self.fetcher, self.rules, clock=self.clock,
-            run=self.workers.run if self.workers is not None else inline,
+            offload=self.workers.call if self.workers is not None else in_thread,
             failure_threshold=settings.failure_threshold,
             max_backoff=settings.max_backoff_seconds, alert_admins=self.alert_admins,
             allow_private=settings.allow_private_addresses,

@@ -1,9 +1,11 @@
 """Pure stages the pipeline hands to worker processes, as picklable calls.
 
-``classify_and_prepare`` runs the classifier over a poll's new items and, for
-the flagged ones, makes what their stories need (fingerprint and summary): in
-a worker process that is the CPU of every new item off the main process,
-which keeps the fetches, the store and clustering.
+Two calls per poll, either side of the store's look-up of what is new:
+``read_and_normalise`` turns a feed body into items (parse, then normalise),
+and ``classify_and_prepare`` runs the classifier over the new ones and, for
+the flagged ones, makes what their stories need (fingerprint and summary). In
+a worker process that is the CPU of every entry off the main process, which
+keeps the fetches, the store and clustering.
 
 Compiled rules hold RE2 objects, which cannot be pickled, so a call carries
 the rules file's bytes (``RulesSource``, a few KB) and each process compiles
@@ -16,12 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.fingerprints import fingerprint
 from bot.prepare import StoryInputs, story_inputs
 from classifiers.match import match_item
 from classifiers.rules import RuleSet, parse_rules
-from metwatch.models import Classified, Item, Match
+from metwatch.models import Classified, Item, Match, RawEntry, SourceSpec
+from watchers.fastparse import How, Reading, read_feed
+from watchers.normalise import normalise
 
 #: Compiled versions a process keeps (the current one and the one before a reload).
 KEPT_VERSIONS = 2
@@ -30,6 +35,27 @@ KEPT_VERSIONS = 2
 Verdict = tuple[tuple[Match, ...], StoryInputs | None]
 
 _compiled: dict[str, RuleSet] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFeed:
+    """A feed body as items, each with the entry it came from (the full-text step
+    reads the entry's own link and text)."""
+
+    entries: tuple[tuple[Item, RawEntry], ...]
+    #: The feed's own refresh hint (seconds), if it gives one.
+    refresh_hint: float | None
+    #: How the parser read it (``FeedParser.learn`` takes it in).
+    reading: Reading
+
+
+def read_and_normalise(
+    how: How, content: bytes, url: str, content_type: str, source: SourceSpec, now: datetime
+) -> ReadFeed:
+    """Parse a feed body (as ``FeedParser.how`` said) and normalise its entries."""
+    parsed, reading = read_feed(how, content, url, content_type)
+    entries = tuple((normalise(e, source, now), e) for e in parsed.entries)
+    return ReadFeed(entries, parsed.refresh_hint, reading)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,19 +34,25 @@ from metwatch.models import (
     FetchResult,
     Item,
     NewItem,
-    ParsedFeed,
     PollOutcome,
     RawEntry,
     SourceSpec,
     SourceState,
 )
-from metwatch.offload import classify_and_prepare, classify_here, remember
+from metwatch.offload import (
+    ReadFeed,
+    Verdict,
+    classify_and_prepare,
+    classify_here,
+    read_and_normalise,
+    remember,
+)
 from metwatch.ports import Clock
 from metwatch.store import SqlStore
-from metwatch.workers import Runner, WorkerDied, inline
+from metwatch.workers import Offload, WorkerDied, in_thread
 from watchers import schedule
 from watchers.addresses import ensure_public
-from watchers.fastparse import FeedParser
+from watchers.fastparse import FeedParser, parser_died
 from watchers.fetch import Fetcher
 from watchers.fulltext import fetch_article, fetch_full_text, needs_full_text
 from watchers.normalise import normalise, normalise_unicode
@@ -98,7 +104,7 @@ class Pipeline:
         fulltext_min_chars: int = 0,
         document_fetcher: Fetcher | None = None,
         feed_parser: FeedParser | None = None,
-        run: Runner = inline,
+        offload: Offload = in_thread,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
@@ -115,10 +121,11 @@ class Pipeline:
         self.fulltext_min_chars = fulltext_min_chars
         self.last_tick: datetime | None = None
         self._store_lock = asyncio.Lock()
-        #: feedparser, or the fast parser for sources where it is proven equal.
-        self.feed_parser = feed_parser or FeedParser(run=run)
-        #: Where pure CPU-heavy stages run: here, or in worker processes.
-        self.run = run
+        #: Which parser reads each source's bodies (feedparser, or the fast one
+        #: where it is proven equal).
+        self.feed_parser = feed_parser or FeedParser()
+        #: Where the pure CPU-heavy stages run: a thread here, or a worker process.
+        self.offload = offload
         #: cluster -> store, with the recent stories in memory.
         self.stories = StoryFiler(store, cluster_policy)
 
@@ -172,11 +179,10 @@ class Pipeline:
             if fetched.not_modified:
                 next_poll = schedule.after_success(now, spec.interval, fetched.wait_hint)
                 return PollResult(spec.id, None, next_poll)
-            parsed = await self._read(spec, fetched)
-            new_items, entries, now = await self._off_loop(self._find_new, spec, parsed.entries)
+            read = await self._read(spec, fetched, now)
+            new_items, entries = await self._off_loop(self._find_new, read.entries)
             new_items = await self._with_full_text(new_items, entries)
-            # Pure: no store lock, and in a worker process when there is one.
-            classified, prepared = await asyncio.to_thread(self._classify, new_items)
+            classified, prepared = await self._classify(new_items)
             outcome = await self._off_loop(self._store_classified, spec, classified, prepared, now)
         except asyncio.CancelledError:
             # Shutting down mid-poll: hand the claim back so a restart polls it at once.
@@ -191,12 +197,12 @@ class Pipeline:
             spec.id, now=now, etag=fetched.etag, last_modified=fetched.last_modified,
             new_items=len(outcome.new_items),
             next_poll=schedule.after_success(
-                now, spec.interval, _longest(fetched.wait_hint, parsed.refresh_hint)
+                now, spec.interval, _longest(fetched.wait_hint, read.refresh_hint)
             ),
         )  # fmt: skip
         log.info(
             "polled %s: %d entries, %d new, %d flagged",
-            spec.id, len(parsed.entries), len(outcome.new_items), len(outcome.flagged),
+            spec.id, len(read.entries), len(outcome.new_items), len(outcome.flagged),
             extra={"event": "poll", "source": spec.id, "new": len(outcome.new_items)},
         )  # fmt: skip
         if recovered:
@@ -213,29 +219,42 @@ class Pipeline:
             return await asyncio.to_thread(stage, *args)
 
     def ingest(self, spec: SourceSpec, entries: Sequence[RawEntry]) -> PollOutcome:
-        """normalise -> keep new -> classify -> cluster -> store with outbox rows.
+        """normalise -> keep new -> classify -> cluster -> store with outbox rows,
+        all in this process and thread (replays and backtests).
 
         No network: the full-text step is only part of ``poll``.
         """
-        new_items, _, now = self._find_new(spec, entries)
-        classified, prepared = self._classify(new_items)
-        return self._store_classified(spec, classified, prepared, now)
+        now = self.clock()
+        new_items, _ = self._find_new([(normalise(e, spec, now), e) for e in entries])
+        verdicts = classify_and_prepare(remember(self.rules), new_items)
+        return self._store_classified(spec, *_classified(new_items, verdicts), now)
 
-    async def _read(self, spec: SourceSpec, fetched: FetchResult) -> ParsedFeed:
-        """The fetched body as entries, read according to the source's kind."""
-        if spec.kind == "page":
-            links = links_from_listing(
-                fetched.content, fetched.final_url, spec.link_selector or "",
-                fetched.content_type,
+    async def _read(self, spec: SourceSpec, fetched: FetchResult, now: datetime) -> ReadFeed:
+        """The fetched body as items, read according to the source's kind."""
+        if spec.kind in ("page", "sitemap"):
+            entries: Sequence[RawEntry]
+            if spec.kind == "page":
+                entries = links_from_listing(
+                    fetched.content, fetched.final_url, spec.link_selector or "",
+                    fetched.content_type,
+                )  # fmt: skip
+            else:
+                entries = await self._sitemap_entries(fetched)
+            # Links and titles only: little to normalise, so here.
+            pairs = tuple((normalise(e, spec, now), e) for e in entries)
+            return ReadFeed(pairs, None, "none")
+        # Parsing and normalising are CPU work: off the loop, in a worker process
+        # when there is one, so the loop keeps serving other fetches.
+        how = self.feed_parser.how(spec.id)
+        try:
+            read = await self.offload(
+                read_and_normalise, how, fetched.content, fetched.final_url,
+                fetched.content_type, spec, now,
             )  # fmt: skip
-            return ParsedFeed(tuple(links))
-        if spec.kind == "sitemap":
-            return ParsedFeed(await self._sitemap_entries(fetched))
-        # Parsing is CPU work: in a thread, so the loop keeps serving other fetches.
-        return await asyncio.to_thread(
-            self.feed_parser.parse, spec.id, fetched.content, fetched.final_url,
-            fetched.content_type,
-        )  # fmt: skip
+        except WorkerDied as e:
+            raise parser_died(fetched.final_url) from e
+        self.feed_parser.learn(spec.id, read.reading)
+        return read
 
     async def _sitemap_entries(self, fetched: FetchResult) -> tuple[RawEntry, ...]:
         sitemap = parse_sitemap(fetched.content, fetched.final_url)
@@ -249,17 +268,16 @@ class Pipeline:
         return tuple(entries[:SITEMAP_MAX_ENTRIES])
 
     def _find_new(
-        self, spec: SourceSpec, entries: Sequence[RawEntry]
-    ) -> tuple[list[Item], dict[str, RawEntry], datetime]:
-        """normalise -> the items new to the store (not stored yet: an item is stored
-        with its classification, so a crash in between cannot lose its alert)."""
-        now = self.clock()
-        pairs = [(normalise(e, spec, now), e) for e in entries]
-        items = _unique([item for item, _ in pairs])
+        self, entries: Sequence[tuple[Item, RawEntry]]
+    ) -> tuple[list[Item], dict[str, RawEntry]]:
+        """The items new to the store, and the entry of each (not stored yet: an item
+        is stored with its classification, so a crash in between cannot lose its
+        alert)."""
+        items = _unique([item for item, _ in entries])
         entry_of: dict[str, RawEntry] = {}
-        for item, entry in pairs:
+        for item, entry in entries:
             entry_of.setdefault(item.id, entry)  # first occurrence wins, as in _unique
-        return self.store.sort_new(items), entry_of, now
+        return self.store.sort_new(items), entry_of
 
     async def _with_full_text(self, items: list[Item], entries: dict[str, RawEntry]) -> list[Item]:
         """New teaser-only items with their article's main text (the Fetcher's limits
@@ -293,24 +311,21 @@ class Pipeline:
         # taken for an edit that would put the teaser back.
         return replace(item, title=title, body=normalise_unicode(body))
 
-    def _classify(self, items: Sequence[Item]) -> tuple[list[Classified], list[StoryInputs]]:
+    async def _classify(self, items: Sequence[Item]) -> tuple[list[Classified], list[StoryInputs]]:
         """classify -> fingerprints and summaries of the flagged items: pure, so no
         store lock, and in a worker process when there is one."""
         if not items:
             return [], []
         rules = self.rules
         try:
-            verdicts = self.run(classify_and_prepare, remember(rules), items)
+            verdicts = await self.offload(classify_and_prepare, remember(rules), items)
         except WorkerDied:
             # One of these texts killed a worker: classify here, as metwatch did
             # before it had workers, and send the stories without a summary
             # rather than not at all.
             log.exception("classifying %d items killed a worker; classified here", len(items))
             return classify_here(items, rules)
-        classified = [
-            Classified(item, found) for item, (found, _) in zip(items, verdicts, strict=True)
-        ]
-        return classified, [inputs for _, inputs in verdicts if inputs is not None]
+        return _classified(items, verdicts)
 
     def _store_classified(
         self,
@@ -360,6 +375,14 @@ def _longest(*hints: float | None) -> float | None:
     """The longest wait any hint asks for: never poll sooner than the site asks."""
     given = [h for h in hints if h is not None]
     return max(given) if given else None
+
+
+def _classified(
+    items: Sequence[Item], verdicts: Sequence[Verdict]
+) -> tuple[list[Classified], list[StoryInputs]]:
+    """Items with their verdicts, and the story inputs of the flagged ones."""
+    classified = [Classified(i, found) for i, (found, _) in zip(items, verdicts, strict=True)]
+    return classified, [inputs for _, inputs in verdicts if inputs is not None]
 
 
 def _unique(items: list[Item]) -> list[Item]:

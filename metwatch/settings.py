@@ -93,9 +93,9 @@ class Settings(BaseSettings):
         default=1,
         ge=0,
         le=16,
-        description="Worker processes for feed parsing, fingerprints and summaries: "
-        "another core for that work, and a hostile feed kills a worker, not metwatch; "
-        "0 runs it all in the main process.",
+        description="Worker processes for parsing and normalising feeds, classifying new "
+        "items, fingerprints and summaries: another core for that work, and a hostile "
+        "feed kills a worker, not metwatch; 0 runs it all in the main process.",
     )
     cluster_window_days: float = Field(
         default=3.0,

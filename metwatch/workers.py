@@ -1,18 +1,21 @@
-"""Worker processes for the pure, CPU-heavy stages: feedparser, fingerprints, summaries.
+"""Worker processes for the pure, CPU-heavy stages: parsing and normalising
+feeds, classifying new items, fingerprints and summaries (``metwatch.offload``).
 
 Two reasons. One process holds one core (the GIL): the fetches, the store and
-the classifier need the main process's, and parsing and summarising can run on
-another. And a body that kills its parser (out of memory, a crash in C code)
-kills a worker, not metwatch: that call raises ``WorkerDied`` and the next one
-gets a fresh worker.
+clustering need the main process's, and the pure stages can run on another.
+And a body that kills its parser (out of memory, a crash in C code) kills a
+worker, not metwatch: that call raises ``WorkerDied`` and the next one gets a
+fresh worker.
 
 What runs here must be a module-level function of picklable arguments (it is
-sent to the worker by name). ``run`` blocks: call it from a thread (the
-pipeline does). ``inline`` is the same contract without processes.
+sent to the worker by name). ``call`` is for the event loop (the pipeline);
+``run`` blocks, for synchronous callers. ``in_thread`` and ``inline`` are the
+same contracts without processes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -52,6 +55,17 @@ def inline(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     return fn(*args, **kwargs)
 
 
+class Offload(Protocol):
+    """Awaits ``fn(*args)`` run off the event loop (a thread or a worker process)."""
+
+    async def __call__(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """An ``Offload`` without processes: the call runs in one of this process's threads."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
 class WorkerPool:
     """``processes`` worker processes, started on the first call."""
 
@@ -72,10 +86,20 @@ class WorkerPool:
         try:
             return pool.submit(fn, *args, **kwargs).result()
         except BrokenProcessPool as e:
-            self._replace(pool)
-            name = getattr(fn, "__name__", repr(fn))
-            log.warning("a worker process died running %s; it has been replaced", name)
-            raise WorkerDied(f"the worker process died running {name}") from e
+            raise self._died(pool, fn) from e
+
+    async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``run`` for the event loop: awaits the worker's answer without holding a
+        thread of this process while it works.
+
+        Raises:
+            WorkerDied: the worker died during the call (it has been replaced).
+        """
+        pool = self._running_pool()
+        try:
+            return await asyncio.wrap_future(pool.submit(fn, *args, **kwargs))
+        except BrokenProcessPool as e:
+            raise self._died(pool, fn) from e
 
     def pids(self) -> list[int]:
         """The worker processes' ids (none before the first call)."""
@@ -103,6 +127,12 @@ class WorkerPool:
                     initargs=(os.getpid(),),
                 )
             return self._pool
+
+    def _died(self, pool: ProcessPoolExecutor, fn: Callable[..., object]) -> WorkerDied:
+        self._replace(pool)
+        name = getattr(fn, "__name__", repr(fn))
+        log.warning("a worker process died running %s; it has been replaced", name)
+        return WorkerDied(f"the worker process died running {name}")
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """Drop a broken pool (once, however many calls saw it break)."""

@@ -57,6 +57,10 @@ _HINTS = frozenset({"ttl", "sy:updateperiod", "sy:updatefrequency"})
 #: by feedparser with the fast path compared ("same" / "different"); by feedparser
 #: with nothing to compare ("none": malformed XML, or the fast path raised).
 Reading = Literal["subset", "same", "different", "none"]
+#: How ``read_feed`` reads a body: as feedparser does ("reference": the source was
+#: read differently once), fast where the subset or a proof allows ("unproven"), or
+#: fast for every well-formed body ("proven": the source earned it at run time).
+How = Literal["reference", "unproven", "proven"]
 
 
 class FeedParser:
@@ -89,27 +93,29 @@ class FeedParser:
     ) -> ParsedFeed:
         """Parse a feed body (raises ``ParseError`` as ``parse_feed`` does, and when
         the worker parsing it dies)."""
+        how = self.how(source_id)
         try:
-            return self._parse(source_id, content, url, content_type)
+            parsed, reading = self.run(read_feed, how, content, url, content_type)
         except WorkerDied as e:
-            raise ParseError(
-                "the feed parser process died reading this body (out of memory or "
-                "crashed); the feed is probably malformed or hostile",
-                url=url,
-            ) from e
+            raise parser_died(url) from e
+        self.learn(source_id, reading)
+        return parsed
 
-    def _parse(self, source_id: str, content: bytes, url: str, content_type: str) -> ParsedFeed:
+    def how(self, source_id: str) -> How:
+        """How ``read_feed`` should read the source's next body."""
         proofs = self._proofs.get(source_id, 0)
         if proofs == _DISPROVEN:
-            return self.run(parse_feed, content, url, content_type)
-        if proofs < self.proof_polls:
-            parsed, reading = self.run(read_unproven, content, url, content_type)
-            if reading == "subset":
-                self._note_subset(source_id)
-            elif reading != "none":
+            return "reference"
+        return "unproven" if proofs < self.proof_polls else "proven"
+
+    def learn(self, source_id: str, reading: Reading) -> None:
+        """Take in how ``read_feed`` read one of the source's bodies."""
+        if reading == "subset":
+            self._note_subset(source_id)
+        elif reading != "none":
+            proofs = self._proofs.get(source_id, 0)
+            if proofs != _DISPROVEN and proofs < self.proof_polls:
                 self._record_proof(source_id, proofs, reading == "same")
-            return parsed
-        return self.run(read_fast, content, url, content_type)
 
     def _note_subset(self, source_id: str) -> None:
         if source_id not in self._subset_sources:
@@ -122,6 +128,27 @@ class FeedParser:
             log.info(
                 "source %s stays on feedparser: the fast parser reads it differently", source_id
             )
+
+
+def parser_died(url: str) -> ParseError:
+    """The error of a source whose body killed the process parsing it."""
+    return ParseError(
+        "the feed parser process died reading this body (out of memory or crashed); "
+        "the feed is probably malformed or hostile",
+        url=url,
+    )
+
+
+def read_feed(
+    how: How, content: bytes, url: str, content_type: str = ""
+) -> tuple[ParsedFeed, Reading]:
+    """A body read as ``FeedParser.how`` said, and how it was read (for
+    ``FeedParser.learn``). A module-level function, to run in a worker process."""
+    if how == "unproven":
+        return read_unproven(content, url, content_type)
+    if how == "proven":
+        return read_fast(content, url, content_type), "none"
+    return parse_feed(content, url, content_type), "none"
 
 
 def read_fast(content: bytes, url: str, content_type: str = "") -> ParsedFeed:

@@ -13,20 +13,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from classifiers.match import match_item
 from classifiers.rules import RuleSet, load_rules
 from metwatch.errors import ParseError
-from metwatch.models import Item, SourceSpec
-from metwatch.offload import Verdict, classify_and_prepare, remember
+from metwatch.models import Item, PollOutcome, SourceSpec
+from metwatch.offload import Verdict, classify_and_prepare, read_and_normalise, remember
 from metwatch.pipeline import Pipeline
 from metwatch.store import open_store
-from metwatch.workers import WorkerDied, WorkerPool
+from metwatch.workers import Offload, WorkerDied, WorkerPool
 from tests.conftest import ROOT, RULES_PATH
-from tests.support.feeds import realistic_feed
+from tests.rules_for_tests import write_rules
+from tests.support.feed_server import FeedServer
+from tests.support.feeds import FeedItem, realistic_feed, rss
 from watchers.article import article_from_text
 from watchers.fastparse import FeedParser
+from watchers.fetch import Fetcher
 from watchers.normalise import normalise
 from watchers.parse import parse_feed
 
@@ -98,24 +102,66 @@ def test_a_parser_worker_dying_is_a_parse_error_of_that_source(pool: WorkerPool)
     assert caught.value.url == URL
 
 
-def test_a_worker_dying_on_classification_still_files_the_story(
-    pool: WorkerPool, db_url: str, rules: RuleSet
-) -> None:
-    def classification_dies(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        return pool.run(die) if fn is classify_and_prepare else fn(*args, **kwargs)
-
+def _polling(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
+    offload: Offload,
+) -> Pipeline:  # fmt: skip
+    rules = load_rules(
+        write_rules(tmp_path, [{"id": "news", "name": "News", "url": feed_server.url("/f.xml")}])
+    )
     store = open_store(db_url)
     store.subscribe(7, ["met-inspection"], NOW)
-    pipeline = Pipeline(store, None, rules, clock=lambda: NOW, run=classification_dies)  # type: ignore[arg-type]  # no fetching here
-    seed = (ROOT / "seeds" / "000_a29e9b15b3bba61a.txt").read_text(encoding="utf-8")
-    spec = SourceSpec("seed", "Outlet", "feed", "file:", 3600)
-    entry = article_from_text(seed, headline="Met failing victims", link="https://o.example/a")
+    fetcher = Fetcher(client, max_bytes=1_000_000, max_concurrent=4, per_host=2)
+    pipeline = Pipeline(store, fetcher, rules, clock=lambda: NOW, offload=offload)
+    pipeline.sync_sources()
+    return pipeline
 
-    outcome = pipeline.ingest(spec, [entry])
+
+SEED = (ROOT / "seeds" / "000_a29e9b15b3bba61a.txt").read_text(encoding="utf-8")
+SEED_ITEM = FeedItem(
+    title="Met failing victims", link="https://o.example/a", guid="a",
+    description=SEED.replace("\n", "<br/>"), published=NOW,
+)  # fmt: skip
+
+
+async def test_a_worker_dying_on_a_body_fails_that_poll_with_a_clear_error(
+    pool: WorkerPool, tmp_path: Path, db_url: str, feed_server: FeedServer
+) -> None:
+    async def hostile_dies(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if fn is read_and_normalise and b"hostile" in args[1]:
+            return await pool.call(die)
+        return await pool.call(fn, *args, **kwargs)
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        pipeline = _polling(tmp_path, db_url, feed_server, client, hostile_dies)
+        feed_server.serve("/f.xml", rss([FeedItem(title="hostile", guid="h")]), etag='"1"')
+        [failed] = await pipeline.tick(everything=True)
+        feed_server.serve("/f.xml", rss([SEED_ITEM]), etag='"2"')
+        [polled] = await pipeline.tick(everything=True)
+
+    assert isinstance(failed.value, ParseError)
+    assert "feed parser process died" in failed.value.message
+    # The next body is read by a fresh worker.
+    assert isinstance(polled.value, PollOutcome) and len(polled.value.flagged) == 1
+
+
+async def test_a_worker_dying_on_classification_still_files_the_story(
+    pool: WorkerPool, tmp_path: Path, db_url: str, feed_server: FeedServer
+) -> None:
+    async def classification_dies(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if fn is classify_and_prepare:
+            return await pool.call(die)
+        return await pool.call(fn, *args, **kwargs)
+
+    feed_server.serve("/f.xml", rss([SEED_ITEM]))
+    async with httpx.AsyncClient(timeout=5) as client:
+        pipeline = _polling(tmp_path, db_url, feed_server, client, classification_dies)
+        [polled] = await pipeline.tick(everything=True)
 
     # Classified in metwatch's own process instead: the story, its findings and its
     # delivery, without a summary.
-    assert len(outcome.flagged) == 1
+    assert isinstance(polled.value, PollOutcome) and len(polled.value.flagged) == 1
+    store = pipeline.store
     [story] = store.recent_stories()
     assert story.summary == ()
     assert story.matches and [link.url for link in story.links] == ["https://o.example/a"]
@@ -166,7 +212,9 @@ KILLED_PARENT = """
 import os, signal, sys
 from metwatch.workers import WorkerPool
 from watchers.parse import parse_feed
-from tests.support.feeds import realistic_feed
+from tests.rules_for_tests import write_rules
+from tests.support.feed_server import FeedServer
+from tests.support.feeds import FeedItem, realistic_feed, rss
 
 if __name__ == "__main__":
     pool = WorkerPool(1)
