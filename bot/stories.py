@@ -164,12 +164,15 @@ def assign_story(
 class _Probe:
     """An item being assigned, with its unit vector and sketch set computed once."""
 
-    __slots__ = ("features", "sketch", "unit", "unit_norm")
+    __slots__ = ("at", "features", "sketch", "terms", "unit", "unit_norm")
 
-    def __init__(self, features: ItemFeatures) -> None:
+    def __init__(self, features: ItemFeatures, now: datetime) -> None:
         self.features = features
+        #: The item's time, as the window compares it.
+        self.at = _effective_time(features.published, now)
         self.sketch = frozenset(features.fingerprint.sketch)
         self.unit = unit_vector(features.fingerprint.terms)
+        self.terms = frozenset(self.unit)
         self.unit_norm = math.sqrt(sum(w * w for w in self.unit.values()))
 
 
@@ -178,7 +181,7 @@ class _StoryState:
     members join, instead of recomputed from the members for every item."""
 
     __slots__ = ("story_id", "first_seen", "revision", "members", "finding_ids", "topic_ids",
-                 "earliest", "centroid", "centroid_norm", "sketch_hashes")  # fmt: skip
+                 "earliest", "centroid", "centroid_norm", "terms", "sketch_hashes")  # fmt: skip
 
     def __init__(self, story_id: int, first_seen: datetime, revision: int) -> None:
         self.story_id = story_id
@@ -193,6 +196,8 @@ class _StoryState:
         #: Sum of the members' unit vectors, and its norm.
         self.centroid: dict[str, float] = {}
         self.centroid_norm = 0.0
+        #: The centroid's terms as a set (intersected with each item's).
+        self.terms: set[str] = set()
         #: Every member's sketch hashes together (the index's postings point here).
         self.sketch_hashes: set[int] = set()
 
@@ -208,6 +213,7 @@ class _StoryState:
         centroid = self.centroid
         for term, weight in unit_vector(member.fingerprint.terms).items():
             centroid[term] = centroid.get(term, 0.0) + weight
+        self.terms.update(centroid)
         self.centroid_norm = math.sqrt(sum(w * w for w in centroid.values()))
         return sketch
 
@@ -230,9 +236,10 @@ class _StoryState:
 
     def cosine(self, probe: _Probe) -> float:
         a, b = probe.unit, self.centroid
-        # Only shared terms add to the dot product: intersect the keys first (in C)
-        # rather than look up every term of one vector in the other.
-        shared = a.keys() & b.keys()
+        # Only shared terms add to the dot product: intersect the term sets first
+        # (in C, over the smaller set) rather than look up every term of one vector
+        # in the other; a centroid grows with its story, an item does not.
+        shared = probe.terms & self.terms
         dot = sum(map(mul, map(a.__getitem__, shared), map(b.__getitem__, shared)))
         norm = probe.unit_norm * self.centroid_norm
         return dot / norm if norm else 0.0
@@ -297,13 +304,14 @@ class StoryIndex:
     ) -> Assignment:
         """Which held story the item joins (stories first seen before ``since`` are
         not considered); ``story_id`` None: a new story."""
-        probe = _Probe(item)
+        probe = _Probe(item, now)
         may_hold_copy = self._may_hold_copy(probe, policy.syndication_jaccard)
+        window = timedelta(days=policy.window_days)
         best: Assignment | None = None
         for state in self._stories.values():
             if since is not None and state.first_seen < since:
                 continue
-            found = _assess(probe, state, now, policy, may_hold_copy(state.story_id))
+            found = _assess(probe, state, now, window, policy, may_hold_copy(state.story_id))
             if found is not None and (best is None or _rank(found) > _rank(best)):
                 best = found
         return best if best is not None else Assignment(None, "new")
@@ -356,14 +364,15 @@ def _rank(a: Assignment) -> tuple[bool, float, int]:
 
 
 def _assess(
-    probe: _Probe, story: _StoryState, now: datetime, policy: ClusterPolicy, may_hold_copy: bool
-) -> Assignment | None:
-    """The assignment to ``story`` if the item may join it, else None."""
+    probe: _Probe, story: _StoryState, now: datetime, window: timedelta, policy: ClusterPolicy,
+    may_hold_copy: bool,
+) -> Assignment | None:  # fmt: skip
+    """The assignment to ``story`` if the item may join it (within ``window`` of the
+    story's first coverage), else None."""
     item = probe.features
-    if not story.members or not item.topic_ids & story.topic_ids:
+    if not story.members or item.topic_ids.isdisjoint(story.topic_ids):
         return None
-    gap = abs(_effective_time(item.published, now) - story.began(now))
-    if gap > timedelta(days=policy.window_days):
+    if abs(probe.at - story.began(now)) > window:
         return None
     copy_of = story.copy_of(probe, policy.syndication_jaccard) if may_hold_copy else None
     similarity = story.cosine(probe)

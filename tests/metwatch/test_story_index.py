@@ -144,8 +144,8 @@ def _variants(text: str) -> list[str]:
 def _reference(index: StoryIndex, item: ItemFeatures) -> Assignment:
     """The decision of ``index.assign`` made without its syndication pre-check:
     every member of every story compared."""
-    probe = _Probe(item)
-    found = [_assess(probe, s, NOW, DEFAULT_POLICY, True) for s in index._stories.values()]
+    probe, window = _Probe(item, NOW), timedelta(days=DEFAULT_POLICY.window_days)
+    found = [_assess(probe, s, NOW, window, DEFAULT_POLICY, True) for s in index._stories.values()]
     best: Assignment | None = None
     for a in found:
         if a is not None and (best is None or _rank(a) > _rank(best)):
