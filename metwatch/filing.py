@@ -1,10 +1,11 @@
 """cluster -> store: file a flagged item under a story, also with several instances.
 
 ``StoryFiler`` keeps the recent stories in memory (``bot.stories.StoryIndex``),
-in step with the store: before each decision it reads the newest stories'
-revisions and reloads only those that changed elsewhere. The decision is
-written only if the stories it was made on are still as they were (another
-instance may have filed an item meanwhile); otherwise it is made again.
+in step with the store's count of changes to the stories. A decision is made
+on the index as it stands and written only if that count is still the one
+the index is in step with (the write raises it, in the same transaction);
+if another instance filed an item meanwhile, the index reloads the stories
+that changed and the decision is made again.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ class StoryFiler:
         self.store = store
         self.policy = policy
         self.index = StoryIndex(capacity=STORY_CANDIDATES)
-        #: The newest stories' (id, revision) as the index holds them; None: read
-        #: them (and reload what changed) before the next decision.
-        self._in_step: list[tuple[int, int]] | None = None
+        #: The store's ``story_changes`` the index is in step with; None: bring it
+        #: up to date before the next decision.
+        self._in_step: int | None = None
 
     def file(
         self, classified: Classified, fp: Fingerprint, summary: Sequence[str], now: datetime
@@ -52,8 +53,9 @@ class StoryFiler:
         the item is stored with its matches and outbox rows. Returns the story id.
 
         Optimistic: the decision is made on the index as it stands, and written
-        only if the store's newest stories are still what the index holds;
-        otherwise the index is brought up to date and the decision made again.
+        only if the stories' change count is still the one the index is in step
+        with; otherwise the index is brought up to date and the decision made
+        again.
         """
         features = features_of(classified, fp)
         when = min(classified.item.published or now, now)
@@ -62,23 +64,23 @@ class StoryFiler:
             seen = self._in_step if self._in_step is not None else self.sync()
             decision = self.index.assign(features, now=now, since=since, policy=self.policy)
             try:
-                story_id, after = self.store.record_flagged_then_read(
+                story_id, changes = self.store.record_flagged_in_step(
                     classified, decision.story_id, now,
                     fingerprint=fp.to_json(), copy_of=decision.copy_of,
                     summary=summary if decision.story_id is None else (),
                     # After the last attempt, file it anyway: a second story is
                     # better than a lost alert.
                     decided_on=seen if attempt < CLUSTER_ATTEMPTS else None,
-                    limit=STORY_CANDIDATES,
                 )  # fmt: skip
                 break
             except StoriesChanged:
                 self._in_step = None
                 log.info("stories changed while filing %s; deciding again", classified.item.id)
         self.index.record(story_id, features, first_seen=now)
-        # The stories as the write left them: in step if the only change is this
-        # item's (the store's lock kept others out meanwhile), else reloaded.
-        self._in_step = self._follow(after)
+        # The write counted itself only if the count was still ``seen``: the index,
+        # with this item recorded, is in step with the count the write left. (A
+        # forced last attempt was not checked: the next decision reloads.)
+        self._in_step = changes if changes == seen + 1 else None
         log.info(
             "story %s item=%s reason=%s similarity=%.2f findings=%.2f",
             story_id, classified.item.id, decision.reason, decision.similarity,
@@ -86,21 +88,22 @@ class StoryFiler:
         )  # fmt: skip
         return story_id
 
-    def sync(self) -> list[tuple[int, int]]:
-        """Bring the candidates in memory up to date with the store: one small
-        query, and members loaded only for stories that changed elsewhere (another
-        instance filed an item) or that the index has not seen. Returns the
-        (story, revision) pairs it is now in step with."""
-        self._in_step = self._follow(self.store.recent_story_revisions(STORY_CANDIDATES))
-        return self._in_step
-
-    def _follow(self, current: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """Make the index hold ``current``: forget what left it, load what changed."""
+    def sync(self) -> int:
+        """Bring the candidates in memory up to date with the store: members loaded
+        only for stories that changed elsewhere (another instance filed an item)
+        or that the index has not seen. Returns the ``story_changes`` it is now
+        in step with."""
+        # The count first: a change landing between the two reads makes the count
+        # older than the stories read, so the next write is refused and decided
+        # again; the other order could hide that change from the decision.
+        changes = self.store.story_changes()
+        current = self.store.recent_story_revisions(STORY_CANDIDATES)
         self.index.keep_only(story_id for story_id, _ in current)
         stale = [sid for sid, rev in current if self.index.revision(sid) != rev]
         for coverage in self.store.story_coverage(stale):
             self.index.put(_candidate(coverage), coverage.revision)
-        return current
+        self._in_step = changes
+        return changes
 
 
 def _candidate(coverage: StoryCoverage) -> StoryCandidate:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, or_, text
+from sqlalchemy import ColumnElement, Table, bindparam, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -29,6 +29,7 @@ from metwatch.models import (
 )
 from metwatch.store.base import StoreBase, aware
 from metwatch.store.tables import (
+    CounterRow,
     DeliveryRow,
     ItemRow,
     MatchRow,
@@ -37,9 +38,6 @@ from metwatch.store.tables import (
     SubscriberRow,
     SubscriptionRow,
 )
-
-#: The PostgreSQL advisory lock that serialises clustering decisions of instances.
-CLUSTER_LOCK = 0x6D657477  # "metw"
 
 _ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
 _MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
@@ -72,7 +70,23 @@ _FOLLOWERS = (
     .where(col(SubscriberRow.active), col(SubscriptionRow.target).in_(_STORY_TARGETS))
     .distinct()
 )
-#: (id, revision) of the newest stories: read twice per flagged item, so built once.
+_COUNTERS: Table = CounterRow.__table__  # type: ignore[attr-defined]
+#: Every write to the stories raises this count, in the same transaction.
+_CHANGES = select(_COUNTERS.c.value).where(_COUNTERS.c.name == "stories")
+_COUNT_A_CHANGE = (
+    _COUNTERS.update()
+    .where(_COUNTERS.c.name == "stories")
+    .values(value=_COUNTERS.c.value + 1)
+    .returning(_COUNTERS.c.value)
+)
+#: ... only if it still is what the caller saw (no row back: it is not).
+_COUNT_A_CHANGE_ON = (
+    _COUNTERS.update()
+    .where(_COUNTERS.c.name == "stories", _COUNTERS.c.value == bindparam("seen"))
+    .values(value=_COUNTERS.c.value + 1)
+    .returning(_COUNTERS.c.value)
+)
+#: (id, revision) of the newest stories.
 _RECENT_REVISIONS = (
     select(_STORIES.c.id, _STORIES.c.revision)
     .order_by(_STORIES.c.first_seen.desc(), _STORIES.c.id.desc())
@@ -179,25 +193,23 @@ class StoryStore(StoreBase):
         fingerprint: str | None = None,
         copy_of: str | None = None,
         summary: Sequence[str] = (),
-        decided_on: Sequence[tuple[int, int]] | None = None,
+        decided_on: int | None = None,
     ) -> int:
         """Write matches, the story and the outbox rows in ONE transaction.
 
         ``story_id`` joins an existing story (its revision goes up, so chats that
         already have it get an edit); None starts a new story with ``summary``.
-        ``decided_on``: the ``recent_story_revisions`` the decision was made on;
-        if they have changed (another instance filed an item meanwhile),
-        nothing is written and ``StoriesChanged`` is raised, so that two
-        instances never open two stories for one event. On PostgreSQL the check
-        and the write hold an advisory lock. Returns the story id.
+        ``decided_on``: the ``story_changes`` the decision was made on; if the
+        stories have changed since (another instance filed an item), nothing is
+        written and ``StoriesChanged`` is raised, so that two instances never
+        open two stories for one event. Returns the story id.
         """
-        with self._session() as s:
-            return self._write_flagged(
-                s, classified, story_id, now, fingerprint=fingerprint, copy_of=copy_of,
-                summary=summary, decided_on=decided_on,
-            )  # fmt: skip
+        return self.record_flagged_in_step(
+            classified, story_id, now, fingerprint=fingerprint, copy_of=copy_of,
+            summary=summary, decided_on=decided_on,
+        )[0]  # fmt: skip
 
-    def record_flagged_then_read(
+    def record_flagged_in_step(
         self,
         classified: Classified,
         story_id: int | None,
@@ -206,60 +218,50 @@ class StoryStore(StoreBase):
         fingerprint: str | None,
         copy_of: str | None,
         summary: Sequence[str],
-        decided_on: Sequence[tuple[int, int]] | None,
-        limit: int,
-    ) -> tuple[int, list[tuple[int, int]]]:
-        """``record_flagged``, then ``recent_story_revisions(limit)`` as they are
-        after the write, read in the same transaction: the next decision's
-        ``decided_on``, without another round trip."""
-        with self._session() as s:
-            story = self._write_flagged(
-                s, classified, story_id, now, fingerprint=fingerprint, copy_of=copy_of,
-                summary=summary, decided_on=decided_on,
-            )  # fmt: skip
-            return story, _recent_revisions(s, limit)
-
-    def _write_flagged(
-        self,
-        s: Session,
-        classified: Classified,
-        story_id: int | None,
-        now: datetime,
-        *,
-        fingerprint: str | None,
-        copy_of: str | None,
-        summary: Sequence[str],
-        decided_on: Sequence[tuple[int, int]] | None,
-    ) -> int:
+        decided_on: int | None,
+    ) -> tuple[int, int]:
+        """``record_flagged``, returning the story id and ``story_changes`` as this
+        write left it (the next decision's ``decided_on``)."""
         # Core statements, not the ORM's unit of work: this runs for every flagged
         # item, and the ORM cost several times the SQL here.
         item = classified.item
-        if decided_on is not None:
-            if self.engine.dialect.name == "postgresql":
-                s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLUSTER_LOCK})
-            # As many as the caller saw (at least one): a story opened since
-            # then comes first, and a changed one has another revision.
-            if _recent_revisions(s, max(len(decided_on), 1)) != list(decided_on):
-                raise StoriesChanged
-        # Stored here, with its matches: never one without the other. An item
-        # stored already (a replay) only gets its fingerprint.
-        s.execute(
-            self._upsert(_ITEMS, index_elements=["id"], set_={"fingerprint": fingerprint}),
-            {**_item_values(item, now), "fingerprint": fingerprint},
-        )
-        if classified.matches:
-            s.execute(_MATCHES.insert(), [_match_values(item.id, m) for m in classified.matches])
-        story, revision = self._story_for(s, story_id, item.title, summary, now)
-        s.execute(
-            _STORY_ITEMS.insert().values(
-                story_id=story, item_id=item.id, copy_of=copy_of,
-                position=select(func.count())
-                .where(col(StoryItemRow.story_id) == story)
-                .scalar_subquery(),
+        with self._session() as s:
+            # First, so the write holds the counter's row from the start: another
+            # instance's filing waits for this one, then finds the count changed.
+            counted = (
+                s.execute(_COUNT_A_CHANGE)
+                if decided_on is None
+                else s.execute(_COUNT_A_CHANGE_ON, {"seen": decided_on})
             )
-        )  # fmt: skip
-        self._enqueue(s, story, revision, now)
-        return story
+            changes = counted.scalar_one_or_none()
+            if changes is None:
+                raise StoriesChanged
+            # Stored here, with its matches: never one without the other. An item
+            # stored already (a replay) only gets its fingerprint.
+            s.execute(
+                self._upsert(_ITEMS, index_elements=["id"], set_={"fingerprint": fingerprint}),
+                {**_item_values(item, now), "fingerprint": fingerprint},
+            )
+            if classified.matches:
+                matches = [_match_values(item.id, m) for m in classified.matches]
+                s.execute(_MATCHES.insert(), matches)
+            story, revision = self._story_for(s, story_id, item.title, summary, now)
+            s.execute(
+                _STORY_ITEMS.insert().values(
+                    story_id=story, item_id=item.id, copy_of=copy_of,
+                    position=select(func.count())
+                    .where(col(StoryItemRow.story_id) == story)
+                    .scalar_subquery(),
+                )
+            )  # fmt: skip
+            self._enqueue(s, story, revision, now)
+            return story, changes
+
+    def story_changes(self) -> int:
+        """How many times the stories have been written: read it before the stories
+        a clustering decision is made on, and pass it as ``decided_on``."""
+        with self._session() as s:
+            return int(s.execute(_CHANGES).scalar_one())
 
     def _story_for(
         self, s: Session, story_id: int | None, headline: str, summary: Sequence[str],

@@ -143,6 +143,16 @@ class DeliveryRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_utc())
 
 
+class CounterRow(SQLModel, table=True):
+    """Counters raised in the same transaction as what they count."""
+
+    __tablename__ = "counters"
+
+    name: str = Field(primary_key=True)
+    #: "stories": raised by every write to the stories (clustering checks it).
+    value: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class MetaRow(SQLModel, table=True):
     """Small key/value facts about this database (e.g. the last rules version)."""
 

@@ -19,7 +19,10 @@ from tests.metwatch.test_source_batches import (
     check_claims_in_due_order,
     check_unknown_source_records_nothing,
 )
-from tests.metwatch.test_story_index import check_a_story_opened_meanwhile_is_joined
+from tests.metwatch.test_story_index import (
+    check_a_story_opened_meanwhile_is_joined,
+    check_instances_filing_at_once_keep_one_story,
+)
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
@@ -85,5 +88,9 @@ def test_schema_and_outbox_work_on_postgres(pg_url: str) -> None:
 
 
 def test_instances_do_not_open_two_stories_for_one_event(pg_url: str, rules: RuleSet) -> None:
-    # The same race as on SQLite, with PostgreSQL's advisory lock in the write.
+    # The same race as on SQLite; PostgreSQL serialises the writes on the counter's row.
     check_a_story_opened_meanwhile_is_joined(pg_url, rules)
+
+
+def test_instances_filing_at_once_keep_one_story_on_postgres(pg_url: str, rules: RuleSet) -> None:
+    check_instances_filing_at_once_keep_one_story(pg_url, rules)

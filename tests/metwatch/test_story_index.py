@@ -3,6 +3,8 @@ another instance files items into the same database."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,9 +20,11 @@ from bot.stories import (
     _rank,
 )
 from classifiers.rules import RuleSet
+from metwatch.models import SourceSpec
 from metwatch.pipeline import Pipeline
 from metwatch.store import SqlStore, open_store
 from tests.support.seeds import META, SEEDS, ingest_seed
+from watchers.article import article_from_text
 
 NOW = datetime(2024, 8, 15, 18, 0, tzinfo=UTC)
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled"
@@ -175,3 +179,42 @@ def test_the_syndication_pre_check_changes_no_decision() -> None:
     assert 20 < copies < len(items) - len(texts)
     held = {h for s in index._stories.values() for h in s.sketch_hashes}
     assert set(index._holders) == held  # nothing left behind by evictions or replacements
+
+
+def check_instances_filing_at_once_keep_one_story(db_url: str, rules: RuleSet) -> None:
+    """Four instances file coverage of one event at the same moment, each its own
+    copy of the five seeds: one story, every item in it once, every write counted."""
+    instances = 4
+    stores = [open_store(db_url) for _ in range(instances)]
+    start = threading.Barrier(instances)
+
+    def file_seeds(k: int) -> None:
+        pipeline = _pipeline(stores[k], rules)
+        start.wait()
+        for n, seed in enumerate(META):
+            spec = SourceSpec(f"seed-{n}-{k}", seed["outlet"], "feed", "file:", 3600)
+            text = (SEEDS / seed["file"]).read_text(encoding="utf-8")
+            entry = article_from_text(
+                text, headline=seed["headline"], link=f"https://outlet{n}-{k}.example/report",
+                published=datetime(2024, 8, 15, 6 + n, tzinfo=UTC),
+            )  # fmt: skip
+            pipeline.ingest(spec, [entry])
+
+    try:
+        with ThreadPoolExecutor(instances) as pool:
+            list(pool.map(file_seeds, range(instances)))
+        [story_id] = _story_ids(stores[0])
+        links = [link.url for link in stores[0].story(story_id).links]
+        assert sorted(links) == sorted(
+            f"https://outlet{n}-{k}.example/report"
+            for n in range(len(META))
+            for k in range(instances)
+        )
+        assert stores[0].story_changes() == instances * len(META)
+    finally:
+        for store in stores:
+            store.engine.dispose()
+
+
+def test_instances_filing_at_once_keep_one_story(db_url: str, rules: RuleSet) -> None:
+    check_instances_filing_at_once_keep_one_story(db_url, rules)
