@@ -75,31 +75,57 @@ class WorkerPool:
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        #: One process for calls run again after their pool broke, one at a time.
+        self._quarantine: ProcessPoolExecutor | None = None
+        self._alone_lock = threading.Lock()
 
     def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args)`` in a worker; its exceptions come back as they were raised.
 
         Raises:
-            WorkerDied: the worker died during the call (it has been replaced).
+            WorkerDied: the call killed its worker (which has been replaced).
         """
         pool = self._running_pool()
         try:
             return pool.submit(fn, *args, **kwargs).result()
-        except BrokenProcessPool as e:
-            raise self._died(pool, fn) from e
+        except BrokenProcessPool:
+            self._replace(pool)
+        return self._alone(fn, *args, **kwargs)
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``run`` for the event loop: awaits the worker's answer without holding a
         thread of this process while it works.
 
         Raises:
-            WorkerDied: the worker died during the call (it has been replaced).
+            WorkerDied: the call killed its worker (which has been replaced).
         """
         pool = self._running_pool()
         try:
             return await asyncio.wrap_future(pool.submit(fn, *args, **kwargs))
-        except BrokenProcessPool as e:
-            raise self._died(pool, fn) from e
+        except BrokenProcessPool:
+            self._replace(pool)
+        return await asyncio.to_thread(self._alone, fn, *args, **kwargs)
+
+    def _alone(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """A call whose pool broke, run again in a process of its own, one such call
+        at a time.
+
+        When one worker dies, every call in flight in its pool fails with it. Run
+        alone, a call that merely stood beside the one that killed the worker
+        succeeds, and the one that killed it dies again: only it fails.
+        """
+        with self._alone_lock:
+            pool = self._quarantine
+            if pool is None:
+                pool = self._quarantine = self._new_pool(1)
+            try:
+                return pool.submit(fn, *args, **kwargs).result()
+            except BrokenProcessPool as e:
+                self._quarantine = None
+                pool.shutdown(wait=False, cancel_futures=True)
+                name = getattr(fn, "__name__", repr(fn))
+                log.warning("a worker process died running %s, twice: that call fails", name)
+                raise WorkerDied(f"the worker process died running {name}") from e
 
     def pids(self) -> list[int]:
         """The worker processes' ids (none before the first call)."""
@@ -110,35 +136,35 @@ class WorkerPool:
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pools, self._pool, self._quarantine = (self._pool, self._quarantine), None, None
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def _running_pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                # "spawn", not fork: the service has threads (asyncio's, the
-                # store's) whose locks a forked child would inherit mid-use.
-                self._pool = ProcessPoolExecutor(
-                    self.processes,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    max_tasks_per_child=CALLS_PER_WORKER,
-                    initializer=exit_with_parent,
-                    initargs=(os.getpid(),),
-                )
+                self._pool = self._new_pool(self.processes)
             return self._pool
 
-    def _died(self, pool: ProcessPoolExecutor, fn: Callable[..., object]) -> WorkerDied:
-        self._replace(pool)
-        name = getattr(fn, "__name__", repr(fn))
-        log.warning("a worker process died running %s; it has been replaced", name)
-        return WorkerDied(f"the worker process died running {name}")
+    def _new_pool(self, processes: int) -> ProcessPoolExecutor:
+        # "spawn", not fork: the service has threads (asyncio's, the store's) whose
+        # locks a forked child would inherit mid-use.
+        return ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            max_tasks_per_child=CALLS_PER_WORKER,
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
+        )
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """Drop a broken pool (once, however many calls saw it break)."""
         with self._lock:
-            if self._pool is broken:
-                self._pool = None
+            if self._pool is not broken:
+                return
+            self._pool = None
+        log.warning("a worker process died; its calls in flight run again, one at a time")
         broken.shutdown(wait=False, cancel_futures=True)
 
 

@@ -3,6 +3,7 @@ back with their sentence, and a worker that dies fails one call, not metwatch.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -78,6 +79,23 @@ def test_a_dead_worker_fails_one_call_and_is_replaced(pool: WorkerPool) -> None:
     body = realistic_feed(5, seed=2).encode()
     assert pool.run(parse_feed, body, URL) == parse_feed(body, URL)
     assert pool.pids() != first
+
+
+def slow_echo(value: int) -> int:
+    time.sleep(0.3)
+    return value
+
+
+async def test_calls_beside_one_that_kills_the_worker_do_not_fail(pool: WorkerPool) -> None:
+    # Both in flight in one pool; the worker dies while the innocent call waits or
+    # runs, so the pool fails both: run again alone, only the killer fails.
+    innocent = [asyncio.create_task(pool.call(slow_echo, n)) for n in range(3)]
+    killer = asyncio.create_task(pool.call(die))
+
+    assert await asyncio.gather(*innocent) == [0, 1, 2]
+    with pytest.raises(WorkerDied, match="died running die"):
+        await killer
+    assert pool.run(slow_echo, 7) == 7  # and the pool works on
 
 
 def test_feed_parser_proves_and_reads_in_the_worker(pool: WorkerPool) -> None:
