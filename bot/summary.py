@@ -3,13 +3,13 @@
 Method (centroid-based extractive summarisation, after MEAD, Radev et al. 2004):
 
 1. Candidates. The text is split into lines (paragraphs, captions, link
-   lines) and each line into sentences by pysbd. A sentence is a candidate
-   only when it ends like a sentence (``.``, ``!`` or ``?``, optionally
-   inside closing quotes or brackets: headlines, image captions, "Read more"
-   link titles and bullet points do not), has 8 to 60 words, holds no URL,
-   is not boilerplate ("Read more", "You May Also Like", "follow us",
-   newsletters...), and was not seen before in the text (captions repeated
-   verbatim).
+   lines) and each line into sentences by pysbd (``metwatch.sentences``). A
+   sentence is a candidate only when it ends like a sentence (``.``, ``!``
+   or ``?``, optionally inside closing quotes or brackets: headlines, image
+   captions, "Read more" link titles and bullet points do not), has 8 to 60
+   words, holds no URL, is not boilerplate ("Read more", "You May Also
+   Like", "follow us", newsletters...), and was not seen before in the text
+   (captions repeated verbatim).
 2. Scores. Each candidate is a vector of its content words (``bot.fingerprints``
    tokeniser: stop words dropped, plurals folded) weighted by term frequency
    times inverse sentence frequency, ``1 + ln(N / sf)``. The document
@@ -36,9 +36,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-import pysbd
-
 from bot.fingerprints import content_terms
+from metwatch.sentences import sentences
 
 MIN_WORDS = 8
 MAX_WORDS = 60
@@ -85,12 +84,11 @@ def summarise(text: str, n: int = 3) -> tuple[str, ...]:
 
 def _candidates(text: str) -> Iterator[_Sentence]:
     """Sentences that may enter a summary, in document order (see step 1)."""
-    segmenter = pysbd.Segmenter(language="en", clean=False)
     seen: set[str] = set()
     for line in text.splitlines():
         if not line.strip() or _BOILERPLATE.match(line):
             continue
-        for raw in segmenter.segment(line):
+        for raw in sentences(line):
             sentence = raw.strip()
             key = " ".join(sentence.casefold().split())
             if key in seen or not _acceptable(sentence):

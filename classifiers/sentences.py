@@ -1,18 +1,15 @@
 """Evidence sentences: the sentence(s) of a text that contain a matched span.
 
-Sentence boundaries come from pysbd (it knows "Mr.", "No. 10", quotes and
-abbreviations). Splitting is costly (about 10 µs per character), so it runs
-only on the paragraph that holds a match, and only for items that matched
-(for evidence, and for ``require_within: sentence`` once the rest matched).
+Sentence boundaries come from pysbd (``metwatch.sentences``: it knows "Mr.",
+"No. 10", quotes and abbreviations). Splitting is costly, so it runs only on
+the paragraph that holds a match, and only for items that matched (for
+evidence, and for ``require_within: sentence`` once the rest matched).
 """
 
 from __future__ import annotations
 
-import pysbd
-
 from metwatch.models import Evidence
-
-_SEGMENTER = pysbd.Segmenter(language="en", clean=False, char_span=True)
+from metwatch.sentences import sentence_spans
 
 
 class SentenceFinder:
@@ -42,7 +39,7 @@ class SentenceFinder:
         spans = self._paragraphs.get(p_start)
         if spans is None:
             paragraph = self.text[p_start:p_end]
-            spans = [(p_start + s.start, p_start + s.end) for s in _SEGMENTER.segment(paragraph)]
+            spans = [(p_start + s, p_start + e) for s, e in sentence_spans(paragraph)]
             self._paragraphs[p_start] = spans or [(p_start, p_end)]
             spans = self._paragraphs[p_start]
         for s, e in spans:
