@@ -27,6 +27,7 @@ from classifiers.rules import RuleSet, parse_rules
 from metwatch.models import Classified, Item, Match, RawEntry, SourceSpec
 from watchers.fastparse import How, Reading, read_feed
 from watchers.normalise import normalise
+from watchers.teasers import Teaser, teaser
 
 #: Compiled versions a process keeps (the current one and the one before a reload).
 KEPT_VERSIONS = 2
@@ -39,23 +40,41 @@ _compiled: dict[str, RuleSet] = {}
 
 @dataclass(frozen=True, slots=True)
 class ReadFeed:
-    """A feed body as items, each with the entry it came from (the full-text step
-    reads the entry's own link and text)."""
+    """A body's entries as items, in the body's order (repeats included)."""
 
-    entries: tuple[tuple[Item, RawEntry], ...]
+    items: tuple[Item, ...]
+    #: Item id -> what the full-text step needs, for teaser-only entries (the
+    #: first entry of an id decides, as when repeats are dropped).
+    teasers: dict[str, Teaser]
     #: The feed's own refresh hint (seconds), if it gives one.
-    refresh_hint: float | None
+    refresh_hint: float | None = None
     #: How the parser read it (``FeedParser.learn`` takes it in).
-    reading: Reading
+    reading: Reading = "none"
 
 
 def read_and_normalise(
-    how: How, content: bytes, url: str, content_type: str, source: SourceSpec, now: datetime
-) -> ReadFeed:
+    how: How, content: bytes, url: str, content_type: str, source: SourceSpec, now: datetime,
+    fulltext_min_chars: int,
+) -> ReadFeed:  # fmt: skip
     """Parse a feed body (as ``FeedParser.how`` said) and normalise its entries."""
     parsed, reading = read_feed(how, content, url, content_type)
-    entries = tuple((normalise(e, source, now), e) for e in parsed.entries)
-    return ReadFeed(entries, parsed.refresh_hint, reading)
+    return normalised(parsed.entries, source, now, fulltext_min_chars, parsed.refresh_hint,
+                      reading)  # fmt: skip
+
+
+def normalised(
+    entries: Sequence[RawEntry], source: SourceSpec, now: datetime, fulltext_min_chars: int,
+    refresh_hint: float | None = None, reading: Reading = "none",
+) -> ReadFeed:  # fmt: skip
+    """Entries as items, with the teasers among them noted."""
+    items = tuple(normalise(e, source, now) for e in entries)
+    teasers: dict[str, Teaser] = {}
+    seen: set[str] = set()
+    for item, entry in zip(items, entries, strict=True):
+        if item.id not in seen and (found := teaser(entry, fulltext_min_chars)):
+            teasers[item.id] = found
+        seen.add(item.id)
+    return ReadFeed(items, teasers, refresh_hint, reading)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from metwatch.offload import (
     Verdict,
     classify_and_prepare,
     classify_here,
+    normalised,
     read_and_normalise,
     remember,
 )
@@ -54,10 +55,11 @@ from watchers import schedule
 from watchers.addresses import ensure_public
 from watchers.fastparse import FeedParser, parser_died
 from watchers.fetch import Fetcher
-from watchers.fulltext import fetch_article, fetch_full_text, needs_full_text
+from watchers.fulltext import fetch_article, fetch_full_text
 from watchers.normalise import normalise, normalise_unicode
 from watchers.pages import links_from_listing
 from watchers.sitemaps import parse_sitemap
+from watchers.teasers import Teaser
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +182,8 @@ class Pipeline:
                 next_poll = schedule.after_success(now, spec.interval, fetched.wait_hint)
                 return PollResult(spec.id, None, next_poll)
             read = await self._read(spec, fetched, now)
-            new_items, entries = await self._off_loop(self._find_new, read.entries)
-            new_items = await self._with_full_text(new_items, entries)
+            new_items = await self._off_loop(self._find_new, read.items)
+            new_items = await self._with_full_text(new_items, read.teasers)
             classified, prepared = await self._classify(new_items)
             outcome = await self._off_loop(self._store_classified, spec, classified, prepared, now)
         except asyncio.CancelledError:
@@ -202,7 +204,7 @@ class Pipeline:
         )  # fmt: skip
         log.info(
             "polled %s: %d entries, %d new, %d flagged",
-            spec.id, len(read.entries), len(outcome.new_items), len(outcome.flagged),
+            spec.id, len(read.items), len(outcome.new_items), len(outcome.flagged),
             extra={"event": "poll", "source": spec.id, "new": len(outcome.new_items)},
         )  # fmt: skip
         if recovered:
@@ -225,7 +227,7 @@ class Pipeline:
         No network: the full-text step is only part of ``poll``.
         """
         now = self.clock()
-        new_items, _ = self._find_new([(normalise(e, spec, now), e) for e in entries])
+        new_items = self._find_new([normalise(e, spec, now) for e in entries])
         verdicts = classify_and_prepare(remember(self.rules), new_items)
         return self._store_classified(spec, *_classified(new_items, verdicts), now)
 
@@ -241,15 +243,14 @@ class Pipeline:
             else:
                 entries = await self._sitemap_entries(fetched)
             # Links and titles only: little to normalise, so here.
-            pairs = tuple((normalise(e, spec, now), e) for e in entries)
-            return ReadFeed(pairs, None, "none")
+            return normalised(entries, spec, now, self.fulltext_min_chars)
         # Parsing and normalising are CPU work: off the loop, in a worker process
         # when there is one, so the loop keeps serving other fetches.
         how = self.feed_parser.how(spec.id)
         try:
             read = await self.offload(
                 read_and_normalise, how, fetched.content, fetched.final_url,
-                fetched.content_type, spec, now,
+                fetched.content_type, spec, now, self.fulltext_min_chars,
             )  # fmt: skip
         except WorkerDied as e:
             raise parser_died(fetched.final_url) from e
@@ -267,33 +268,26 @@ class Pipeline:
         entries.sort(key=lambda e: e.published or _UNDATED, reverse=True)
         return tuple(entries[:SITEMAP_MAX_ENTRIES])
 
-    def _find_new(
-        self, entries: Sequence[tuple[Item, RawEntry]]
-    ) -> tuple[list[Item], dict[str, RawEntry]]:
-        """The items new to the store, and the entry of each (not stored yet: an item
-        is stored with its classification, so a crash in between cannot lose its
+    def _find_new(self, items: Sequence[Item]) -> list[Item]:
+        """The items new to the store, repeats dropped (not stored yet: an item is
+        stored with its classification, so a crash in between cannot lose its
         alert)."""
-        items = _unique([item for item, _ in entries])
-        entry_of: dict[str, RawEntry] = {}
-        for item, entry in entries:
-            entry_of.setdefault(item.id, entry)  # first occurrence wins, as in _unique
-        return self.store.sort_new(items), entry_of
+        return self.store.sort_new(_unique(items))
 
-    async def _with_full_text(self, items: list[Item], entries: dict[str, RawEntry]) -> list[Item]:
+    async def _with_full_text(self, items: list[Item], teasers: dict[str, Teaser]) -> list[Item]:
         """New teaser-only items with their article's main text (the Fetcher's limits
         keep this polite; items whose page fails keep their feed text)."""
-        if self.fulltext_min_chars <= 0:
+        if not teasers:
             return items
-        return list(await asyncio.gather(*(self._full_text(i, entries[i.id]) for i in items)))
+        return list(await asyncio.gather(*(self._full_text(i, teasers.get(i.id)) for i in items)))
 
-    async def _full_text(self, item: Item, entry: RawEntry) -> Item:
-        link = entry.link
-        if link is None or not needs_full_text(entry, self.fulltext_min_chars):
+    async def _full_text(self, item: Item, teaser: Teaser | None) -> Item:
+        if teaser is None:
             return item
-        private, cap = self.allow_private, self.fetcher.max_bytes
+        link, private, cap = teaser.link, self.allow_private, self.fetcher.max_bytes
         title, body = item.title, None
         try:
-            if entry.title.strip():
+            if teaser.titled:
                 body = await fetch_full_text(
                     self.document_fetcher, link, allow_private=private, max_bytes=cap
                 )
@@ -385,7 +379,7 @@ def _classified(
     return classified, [inputs for _, inputs in verdicts if inputs is not None]
 
 
-def _unique(items: list[Item]) -> list[Item]:
+def _unique(items: Sequence[Item]) -> list[Item]:
     """Drop repeats within one feed (duplicate GUIDs): first occurrence wins."""
     seen: set[str] = set()
     kept = []

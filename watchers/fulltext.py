@@ -1,7 +1,7 @@
 """Full text for teaser-only items: fetch the article page, extract its main text.
 
 Many feeds carry only a headline and a sentence, too little for the findings'
-clauses to match. For such an item (``needs_full_text``) this fetches the
+clauses to match. For such an item (``watchers.teasers``) this fetches the
 linked page through the shared ``Fetcher`` (size cap, timeout, per-host
 limits), after refusing non-public addresses (``watchers.addresses``), checks
 that it is HTML, decodes it (``watchers.pages.decode_html``) and extracts the
@@ -26,25 +26,11 @@ from metwatch.models import RawEntry
 from watchers.addresses import ensure_public
 from watchers.article import article_from_html
 from watchers.fetch import Fetcher
-from watchers.normalise import html_to_text
 from watchers.pages import decode_html
 
 log = logging.getLogger(__name__)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-#: Feeds often repeat a short teaser; below this many characters of text an item
-#: rarely holds the sentence that states a finding.
-DEFAULT_MIN_CHARS = 400
-
-
-def needs_full_text(entry: RawEntry, min_chars: int = DEFAULT_MIN_CHARS) -> bool:
-    """True when ``entry`` has a link but less than ``min_chars`` of text."""
-    if not entry.link:
-        return False
-    summary, body = html_to_text(entry.summary), html_to_text(entry.content)
-    if summary in body:  # the teaser repeated in the content counts once
-        summary = ""
-    return len(summary) + len(body) < min_chars
 
 
 async def fetch_full_text(

@@ -15,8 +15,9 @@ from metwatch.models import RawEntry
 from tests.support.feed_server import FeedServer
 from watchers.addresses import check_public_url, ensure_public
 from watchers.fetch import Fetcher, build_client
-from watchers.fulltext import fetch_article, fetch_full_text, needs_full_text
+from watchers.fulltext import fetch_article, fetch_full_text
 from watchers.pages import decode_html
+from watchers.teasers import needs_full_text
 
 CAP = 1_000_000
 #: Navigation, adverts, related links, comments and footer of ARTICLE_HTML.
