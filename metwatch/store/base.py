@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -40,6 +40,16 @@ class StoreBase:
                 yield session
         except OperationalError as e:
             # Connection lost, database locked or unreachable; not our bug.
+            raise StoreError(f"database error: {str(e.orig).splitlines()[0]}") from e
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """One transaction for Core statements, without the ORM's session: for the
+        statements metwatch runs per poll and per flagged item."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except OperationalError as e:
             raise StoreError(f"database error: {str(e.orig).splitlines()[0]}") from e
 
     def get_meta(self, key: str) -> str | None:

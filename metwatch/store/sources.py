@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, func, update
+from sqlalchemy import Connection, Table, bindparam, func, update
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import col, select
 from sqlmodel.sql.expression import Select
@@ -27,6 +27,7 @@ from metwatch.store.tables import (
     SourceRow,
 )
 
+_SOURCES: Table = SourceRow.__table__  # type: ignore[attr-defined]
 #: How long a claimed source stays claimed if its poller dies mid-poll.
 CLAIM_LEASE = timedelta(minutes=10)
 
@@ -119,17 +120,25 @@ class SourceStore(StoreBase):
         new_items: int,
         modified: bool = True,
     ) -> bool:
-        """Record a good poll; True if the source was failing and has recovered."""
-        with self._session() as s:
-            row = s.get_one(SourceRow, source_id)
-            recovered = row.failing
-            row.last_polled_at = row.last_success_at = now
-            row.next_poll_at = next_poll
-            if modified:
-                row.etag, row.last_modified = etag, last_modified
-            row.error_count, row.failing, row.last_error = 0, False, None
-            row.items_seen += new_items
-            return recovered
+        """Record a good poll; True if the source was failing and has recovered.
+
+        Raises:
+            NoResultFound: the source is not in the table.
+        """
+        values: dict[str, object] = {
+            "last_polled_at": now, "last_success_at": now, "next_poll_at": next_poll,
+            "error_count": 0, "failing": False, "last_error": None,
+            "items_seen": _SOURCES.c.items_seen + new_items,
+        }  # fmt: skip
+        if modified:
+            values |= {"etag": etag, "last_modified": last_modified}
+        # Core statements: one poll's bookkeeping, the ORM would load the whole row.
+        with self._connection() as conn:
+            recovered = conn.execute(
+                select(_SOURCES.c.failing).where(_SOURCES.c.id == source_id)
+            ).scalar_one()
+            conn.execute(_SOURCES.update().where(_SOURCES.c.id == source_id).values(values))
+            return bool(recovered)
 
     def record_not_modified(
         self, polls: Sequence[tuple[str, datetime]], now: datetime

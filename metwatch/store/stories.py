@@ -11,10 +11,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, or_
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from metwatch.models import (
     Classified,
@@ -113,9 +113,9 @@ class StoryStore(StoreBase):
         if not items:
             return []
         new: list[Item] = []
-        with self._session() as s:
+        with self._connection() as s:
             # Ids and hashes only: most of a feed is known, and its text is not needed.
-            known = dict(
+            known: dict[str, str] = dict(
                 s.execute(
                     select(_ITEMS.c.id, _ITEMS.c.content_hash).where(
                         _ITEMS.c.id.in_([i.id for i in items])
@@ -156,9 +156,9 @@ class StoryStore(StoreBase):
         if not items:
             return
         statement = self._upsert(_ITEMS, index_elements=["id"])
-        with self._session() as s:
+        with self._connection() as s:
             urls = [i.url for i in items if i.url]
-            stored = set(s.exec(select(ItemRow.url).where(col(ItemRow.url).in_(urls))))
+            stored = set(s.execute(select(_ITEMS.c.url).where(_ITEMS.c.url.in_(urls))).scalars())
             rows = [_item_values(i, now) for i in items if not (i.url and i.url in stored)]
             if rows:
                 s.execute(statement, rows)
@@ -225,7 +225,7 @@ class StoryStore(StoreBase):
         # Core statements, not the ORM's unit of work: this runs for every flagged
         # item, and the ORM cost several times the SQL here.
         item = classified.item
-        with self._session() as s:
+        with self._connection() as s:
             # First, so the write holds the counter's row from the start: another
             # instance's filing waits for this one, then finds the count changed.
             counted = (
@@ -260,11 +260,11 @@ class StoryStore(StoreBase):
     def story_changes(self) -> int:
         """How many times the stories have been written: read it before the stories
         a clustering decision is made on, and pass it as ``decided_on``."""
-        with self._session() as s:
+        with self._connection() as s:
             return int(s.execute(_CHANGES).scalar_one())
 
     def _story_for(
-        self, s: Session, story_id: int | None, headline: str, summary: Sequence[str],
+        self, s: Connection, story_id: int | None, headline: str, summary: Sequence[str],
         now: datetime,
     ) -> tuple[int, int]:  # fmt: skip
         """(id, revision) of the story an item joins: ``story_id`` with its revision
@@ -307,7 +307,7 @@ class StoryStore(StoreBase):
         of candidates reloads only the stories whose revision it does not hold
         (another instance added to them, or opened them).
         """
-        with self._session() as s:
+        with self._connection() as s:
             return _recent_revisions(s, limit)
 
     def story_coverage(self, story_ids: Sequence[int]) -> list[StoryCoverage]:
@@ -343,7 +343,7 @@ class StoryStore(StoreBase):
             if st.id is not None
         ]
 
-    def _enqueue(self, s: Session, story_id: int, revision: int, now: datetime) -> None:
+    def _enqueue(self, s: Connection, story_id: int, revision: int, now: datetime) -> None:
         """Owe ``revision`` of the story to every active chat following one of its
         findings or topics: a new outbox row, or a row sent or pending raised to it."""
         chats = s.execute(_FOLLOWERS, {"story_id": story_id}).scalars().all()
@@ -390,7 +390,7 @@ class StoryStore(StoreBase):
         return [self.story(i) for i in wanted]
 
 
-def _recent_revisions(s: Session, limit: int) -> list[tuple[int, int]]:
+def _recent_revisions(s: Connection, limit: int) -> list[tuple[int, int]]:
     rows = s.execute(_RECENT_REVISIONS, {"limit": limit})
     return [(story_id, revision) for story_id, revision in rows]
 
