@@ -20,11 +20,9 @@ from bot.stories import (
     _rank,
 )
 from classifiers.rules import RuleSet
-from metwatch.models import SourceSpec
 from metwatch.pipeline import Pipeline
 from metwatch.store import SqlStore, open_store
 from tests.support.seeds import META, SEEDS, ingest_seed
-from watchers.article import article_from_text
 
 NOW = datetime(2024, 8, 15, 18, 0, tzinfo=UTC)
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled"
@@ -191,14 +189,8 @@ def check_instances_filing_at_once_keep_one_story(db_url: str, rules: RuleSet) -
     def file_seeds(k: int) -> None:
         pipeline = _pipeline(stores[k], rules)
         start.wait()
-        for n, seed in enumerate(META):
-            spec = SourceSpec(f"seed-{n}-{k}", seed["outlet"], "feed", "file:", 3600)
-            text = (SEEDS / seed["file"]).read_text(encoding="utf-8")
-            entry = article_from_text(
-                text, headline=seed["headline"], link=f"https://outlet{n}-{k}.example/report",
-                published=datetime(2024, 8, 15, 6 + n, tzinfo=UTC),
-            )  # fmt: skip
-            pipeline.ingest(spec, [entry])
+        for n in range(len(META)):
+            ingest_seed(pipeline, n, copy=f"-{k}")
 
     try:
         with ThreadPoolExecutor(instances) as pool:

@@ -17,14 +17,15 @@ SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 META: list[dict[str, Any]] = YAML(typ="safe").load((SEEDS / "seeds.yaml").read_text())
 
 
-def ingest_seed(pipeline: Pipeline, n: int) -> PollOutcome:
+def ingest_seed(pipeline: Pipeline, n: int, copy: str = "") -> PollOutcome:
     """Seed ``n`` through ``pipeline.ingest`` from its own source, linked at
-    https://outlet<n>.example/report and published at 06:00 + n hours on 15 August 2024."""
+    https://outlet<n><copy>.example/report and published at 06:00 + n hours on 15 August
+    2024 (``copy`` tells copies of one seed apart: another source, another link)."""
     seed = META[n]
-    spec = SourceSpec(f"seed-{n}", seed["outlet"], "feed", "file:", 3600)
+    spec = SourceSpec(f"seed-{n}{copy}", seed["outlet"], "feed", "file:", 3600)
     text = (SEEDS / seed["file"]).read_text(encoding="utf-8")
     entry = article_from_text(
-        text, headline=seed["headline"], link=f"https://outlet{n}.example/report",
+        text, headline=seed["headline"], link=f"https://outlet{n}{copy}.example/report",
         published=datetime(2024, 8, 15, 6 + n, tzinfo=UTC),
     )  # fmt: skip
     return pipeline.ingest(spec, [entry])
