@@ -303,9 +303,9 @@ class StoryStore(StoreBase):
     def recent_story_revisions(self, limit: int = 200) -> list[tuple[int, int]]:
         """(story id, revision) of the ``limit`` newest stories by first seen.
 
-        Cheap enough to ask before every clustering decision: an in-memory index
-        of candidates reloads only the stories whose revision it does not hold
-        (another instance added to them, or opened them).
+        An in-memory index of candidates reloads only the stories whose revision
+        it does not hold (another instance added to them, or opened them); it asks
+        when ``story_changes`` says the stories changed under it.
         """
         with self._connection() as s:
             return _recent_revisions(s, limit)
