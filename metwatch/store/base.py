@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import ColumnElement, Connection, Engine, Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -51,6 +54,20 @@ class StoreBase:
                 yield connection
         except OperationalError as e:
             raise StoreError(f"database error: {str(e.orig).splitlines()[0]}") from e
+
+    def _upsert(
+        self, table: Table, *, index_elements: list[str], set_: dict[str, object] | None = None,
+        where: ColumnElement[bool] | None = None,
+    ) -> Any:  # fmt: skip
+        """INSERT that, on a conflict over ``index_elements``, updates ``set_`` in
+        the rows that meet ``where`` (or does nothing), in this database's dialect."""
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        statement = insert(table)
+        if set_:
+            return statement.on_conflict_do_update(
+                index_elements=index_elements, set_=set_, where=where
+            )
+        return statement.on_conflict_do_nothing(index_elements=index_elements)
 
     def get_meta(self, key: str) -> str | None:
         with self._session() as s:

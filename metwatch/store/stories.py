@@ -1,4 +1,4 @@
-"""Items, matches and stories, and the outbox rows a flagged item creates.
+"""Matches and stories, and the outbox rows a flagged item creates.
 
 ``record_flagged`` writes matches, the story and one delivery per following
 chat in ONE transaction: a crash never leaves a match without its deliveries.
@@ -7,19 +7,15 @@ chat in ONE transaction: a crash never leaves a match without its deliveries.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, bindparam, func, or_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Table, bindparam, func, or_
 from sqlmodel import col, select
 
 from metwatch.models import (
     Classified,
     Evidence,
-    Item,
     Match,
     Story,
     StoryCoverage,
@@ -28,6 +24,7 @@ from metwatch.models import (
     assemble_text,
 )
 from metwatch.store.base import StoreBase, aware
+from metwatch.store.items import ITEMS, item_values
 from metwatch.store.tables import (
     CounterRow,
     DeliveryRow,
@@ -39,20 +36,10 @@ from metwatch.store.tables import (
     SubscriptionRow,
 )
 
-_ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
 _MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
 _STORIES: Table = StoryRow.__table__  # type: ignore[attr-defined]
 _STORY_ITEMS: Table = StoryItemRow.__table__  # type: ignore[attr-defined]
 _DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[attr-defined]
-#: An item's text after an edit at the source (executed with ``_edit_values``).
-_EDIT_ITEM = (
-    _ITEMS.update()
-    .where(_ITEMS.c.id == bindparam("item_id"))
-    .values(
-        title=bindparam("new_title"), summary=bindparam("new_summary"),
-        body=bindparam("new_body"), content_hash=bindparam("new_hash"),
-    )
-)  # fmt: skip
 #: The active chats following a finding or a topic of any match of a story.
 _STORY_TARGETS = (
     select(MatchRow.finding_id)
@@ -99,90 +86,7 @@ class StoriesChanged(Exception):  # noqa: N818 (a signal to retry, not a failure
 
 
 class StoryStore(StoreBase):
-    """Items, their matches, the stories they form and who is owed them."""
-
-    def sort_new(self, items: Iterable[Item]) -> list[Item]:
-        """The items not stored yet, in input order (nothing is inserted).
-
-        An item is not new when its id is known, or when another source already
-        gave an item with the same canonical link (the same article in two feeds).
-        A known item whose text changed is updated (an edited title is no new item).
-        Two IN queries per feed, not two lookups per item.
-        """
-        items = list(items)
-        if not items:
-            return []
-        new: list[Item] = []
-        with self._connection() as s:
-            # Ids and hashes only: most of a feed is known, and its text is not needed.
-            known: dict[str, str] = dict(
-                s.execute(
-                    select(_ITEMS.c.id, _ITEMS.c.content_hash).where(
-                        _ITEMS.c.id.in_([i.id for i in items])
-                    )
-                ).all()
-            )
-            urls = [i.url for i in items if i.url]
-            seen_urls = set(
-                s.execute(select(_ITEMS.c.url).where(_ITEMS.c.url.in_(urls))).scalars()
-            )
-            edited: list[dict[str, object]] = []
-            for item in items:
-                if item.id in known:
-                    if known[item.id] != item.content_hash:
-                        edited.append(_edit_values(item))
-                elif not (item.url and item.url in seen_urls):
-                    new.append(item)
-                    if item.url:
-                        seen_urls.add(item.url)
-            if edited:
-                s.execute(_EDIT_ITEM, edited)
-        return new
-
-    def add_items(self, items: Iterable[Item], now: datetime) -> list[Item]:
-        """Store the items ``sort_new`` finds new; return them, in input order."""
-        new = self.sort_new(items)
-        self.insert_items(new, now)
-        return new
-
-    def insert_items(self, items: Sequence[Item], now: datetime) -> None:
-        """Store items ``sort_new`` has just found new, without asking again.
-
-        One multi-row INSERT (Core: the ORM's unit of work costs more than the
-        insert for rows nothing else touches). What was stored in the meantime,
-        by another poll of this tick or another instance, is skipped: an id with
-        ON CONFLICT, a canonical link by one look-up of links.
-        """
-        if not items:
-            return
-        statement = self._upsert(_ITEMS, index_elements=["id"])
-        with self._connection() as s:
-            urls = [i.url for i in items if i.url]
-            stored = set(s.execute(select(_ITEMS.c.url).where(_ITEMS.c.url.in_(urls))).scalars())
-            rows = [_item_values(i, now) for i in items if not (i.url and i.url in stored)]
-            if rows:
-                s.execute(statement, rows)
-
-    def iter_items(self, since: datetime | None = None, batch: int = 500) -> Iterator[Item]:
-        """Every stored item (seen since ``since``), oldest first, read in batches."""
-        offset = 0
-        while True:
-            with self._session() as s:
-                query = select(ItemRow).order_by(col(ItemRow.seen_at), col(ItemRow.id))
-                if since is not None:
-                    query = query.where(col(ItemRow.seen_at) >= since)
-                rows = s.exec(query.offset(offset).limit(batch)).all()
-            yield from (_item(r) for r in rows)
-            if len(rows) < batch:
-                return
-            offset += batch
-
-    def count_items(self, since: datetime | None = None) -> int:
-        with self._session() as s:
-            query = select(func.count()).select_from(ItemRow)
-            if since is not None:
-                query = query.where(col(ItemRow.seen_at) >= since)
-            return s.exec(query).one()
+    """Flagged items' matches, the stories they form and who is owed them."""
 
     def record_flagged(
         self,
@@ -239,8 +143,8 @@ class StoryStore(StoreBase):
             # Stored here, with its matches: never one without the other. An item
             # stored already (a replay) only gets its fingerprint.
             s.execute(
-                self._upsert(_ITEMS, index_elements=["id"], set_={"fingerprint": fingerprint}),
-                {**_item_values(item, now), "fingerprint": fingerprint},
+                self._upsert(ITEMS, index_elements=["id"], set_={"fingerprint": fingerprint}),
+                {**item_values(item, now), "fingerprint": fingerprint},
             )
             if classified.matches:
                 matches = [_match_values(item.id, m) for m in classified.matches]
@@ -285,20 +189,6 @@ class StoryStore(StoreBase):
             .returning(_STORIES.c.id)
         ).scalar_one()  # fmt: skip
         return new_id, 1
-
-    def _upsert(
-        self, table: Table, *, index_elements: list[str], set_: dict[str, object] | None = None,
-        where: ColumnElement[bool] | None = None,
-    ) -> Any:  # fmt: skip
-        """INSERT that, on a conflict over ``index_elements``, updates ``set_`` in
-        the rows that meet ``where`` (or does nothing), in this database's dialect."""
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        statement = insert(table)
-        if set_:
-            return statement.on_conflict_do_update(
-                index_elements=index_elements, set_=set_, where=where
-            )
-        return statement.on_conflict_do_nothing(index_elements=index_elements)
 
     def recent_story_revisions(self, limit: int = 200) -> list[tuple[int, int]]:
         """(story id, revision) of the ``limit`` newest stories by first seen.
@@ -395,14 +285,6 @@ def _recent_revisions(s: Connection, limit: int) -> list[tuple[int, int]]:
     return [(story_id, revision) for story_id, revision in rows]
 
 
-def _item_values(item: Item, now: datetime) -> dict[str, object]:
-    return {
-        "id": item.id, "source_id": item.source_id, "outlet": item.outlet, "url": item.url,
-        "title": item.title, "summary": item.summary, "body": item.body,
-        "published": item.published, "seen_at": now, "content_hash": item.content_hash,
-    }  # fmt: skip
-
-
 def _member(item: ItemRow, matches: Sequence[MatchRow]) -> StoryMember:
     return StoryMember(
         item.id, item.fingerprint, assemble_text(item.title, item.summary, item.body),
@@ -410,20 +292,6 @@ def _member(item: ItemRow, matches: Sequence[MatchRow]) -> StoryMember:
         frozenset(m.topic_id for m in matches),
         aware(item.published) or aware(item.seen_at) or datetime.now(UTC),
     )  # fmt: skip
-
-
-def _item(row: ItemRow) -> Item:
-    return Item(
-        row.id, row.source_id, row.outlet, row.url, row.title, row.summary, row.body,
-        aware(row.published), row.content_hash,
-    )  # fmt: skip
-
-
-def _edit_values(item: Item) -> dict[str, object]:
-    return {
-        "item_id": item.id, "new_title": item.title, "new_summary": item.summary,
-        "new_body": item.body, "new_hash": item.content_hash,
-    }  # fmt: skip
 
 
 def _match_values(item_id: str, m: Match) -> dict[str, object]:

@@ -1,0 +1,135 @@
+"""Items: what is new in a feed, storing the unflagged ones, reading them back.
+
+Flagged items are stored with their matches and story (``metwatch.store.stories``),
+so a crash between storing and classifying cannot lose an alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+
+from sqlalchemy import Table, bindparam, func
+from sqlmodel import col, select
+
+from metwatch.models import Item
+from metwatch.store.base import StoreBase, aware
+from metwatch.store.tables import ItemRow
+
+ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
+#: An item's text after an edit at the source (executed with ``_edit_values``).
+_EDIT_ITEM = (
+    ITEMS.update()
+    .where(ITEMS.c.id == bindparam("item_id"))
+    .values(
+        title=bindparam("new_title"), summary=bindparam("new_summary"),
+        body=bindparam("new_body"), content_hash=bindparam("new_hash"),
+    )
+)  # fmt: skip
+
+
+class ItemStore(StoreBase):
+    """The items table: look-ups of what is new, inserts, reading back."""
+
+    def sort_new(self, items: Iterable[Item]) -> list[Item]:
+        """The items not stored yet, in input order (nothing is inserted).
+
+        An item is not new when its id is known, or when another source already
+        gave an item with the same canonical link (the same article in two feeds).
+        A known item whose text changed is updated (an edited title is no new item).
+        Two IN queries per feed, not two lookups per item.
+        """
+        items = list(items)
+        if not items:
+            return []
+        new: list[Item] = []
+        with self._connection() as s:
+            # Ids and hashes only: most of a feed is known, and its text is not needed.
+            known: dict[str, str] = dict(
+                s.execute(
+                    select(ITEMS.c.id, ITEMS.c.content_hash).where(
+                        ITEMS.c.id.in_([i.id for i in items])
+                    )
+                ).all()
+            )
+            urls = [i.url for i in items if i.url]
+            seen_urls = set(s.execute(select(ITEMS.c.url).where(ITEMS.c.url.in_(urls))).scalars())
+            edited: list[dict[str, object]] = []
+            for item in items:
+                if item.id in known:
+                    if known[item.id] != item.content_hash:
+                        edited.append(_edit_values(item))
+                elif not (item.url and item.url in seen_urls):
+                    new.append(item)
+                    if item.url:
+                        seen_urls.add(item.url)
+            if edited:
+                s.execute(_EDIT_ITEM, edited)
+        return new
+
+    def add_items(self, items: Iterable[Item], now: datetime) -> list[Item]:
+        """Store the items ``sort_new`` finds new; return them, in input order."""
+        new = self.sort_new(items)
+        self.insert_items(new, now)
+        return new
+
+    def insert_items(self, items: Sequence[Item], now: datetime) -> None:
+        """Store items ``sort_new`` has just found new, without asking again.
+
+        One multi-row INSERT (Core: the ORM's unit of work costs more than the
+        insert for rows nothing else touches). What was stored in the meantime,
+        by another poll of this tick or another instance, is skipped: an id with
+        ON CONFLICT, a canonical link by one look-up of links.
+        """
+        if not items:
+            return
+        statement = self._upsert(ITEMS, index_elements=["id"])
+        with self._connection() as s:
+            urls = [i.url for i in items if i.url]
+            stored = set(s.execute(select(ITEMS.c.url).where(ITEMS.c.url.in_(urls))).scalars())
+            rows = [item_values(i, now) for i in items if not (i.url and i.url in stored)]
+            if rows:
+                s.execute(statement, rows)
+
+    def iter_items(self, since: datetime | None = None, batch: int = 500) -> Iterator[Item]:
+        """Every stored item (seen since ``since``), oldest first, read in batches."""
+        offset = 0
+        while True:
+            with self._session() as s:
+                query = select(ItemRow).order_by(col(ItemRow.seen_at), col(ItemRow.id))
+                if since is not None:
+                    query = query.where(col(ItemRow.seen_at) >= since)
+                rows = s.exec(query.offset(offset).limit(batch)).all()
+            yield from (_item(r) for r in rows)
+            if len(rows) < batch:
+                return
+            offset += batch
+
+    def count_items(self, since: datetime | None = None) -> int:
+        with self._session() as s:
+            query = select(func.count()).select_from(ItemRow)
+            if since is not None:
+                query = query.where(col(ItemRow.seen_at) >= since)
+            return s.exec(query).one()
+
+
+def item_values(item: Item, now: datetime) -> dict[str, object]:
+    return {
+        "id": item.id, "source_id": item.source_id, "outlet": item.outlet, "url": item.url,
+        "title": item.title, "summary": item.summary, "body": item.body,
+        "published": item.published, "seen_at": now, "content_hash": item.content_hash,
+    }  # fmt: skip
+
+
+def _item(row: ItemRow) -> Item:
+    return Item(
+        row.id, row.source_id, row.outlet, row.url, row.title, row.summary, row.body,
+        aware(row.published), row.content_hash,
+    )  # fmt: skip
+
+
+def _edit_values(item: Item) -> dict[str, object]:
+    return {
+        "item_id": item.id, "new_title": item.title, "new_summary": item.summary,
+        "new_body": item.body, "new_hash": item.content_hash,
+    }  # fmt: skip
