@@ -694,14 +694,14 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("Pipeline.poll (everything)", "metwatch/pipeline.py", "poll"),
     ("  Fetcher._get (httpx)", "watchers/fetch.py", "_get"),
     ("  Pipeline._find_new", "metwatch/pipeline.py", "_find_new"),
-    ("    StoryStore.sort_new", "metwatch/store/stories.py", "sort_new"),
+    ("    ItemStore.sort_new", "metwatch/store/items.py", "sort_new"),
     ("  Pipeline._store_classified", "metwatch/pipeline.py", "_store_classified"),
     ("    StoryFiler.file (clustering)", "metwatch/filing.py", "file"),
     ("      StoryStore.story_coverage", "metwatch/store/stories.py", "story_coverage"),
     ("      StoryIndex.assign", "bot/stories.py", "assign"),
-    ("      StoryStore.record_flagged_in_step", "metwatch/store/stories.py",
-     "record_flagged_in_step"),
-    ("    StoryStore.insert_items", "metwatch/store/stories.py", "insert_items"),
+    ("      StoryFiling.file", "metwatch/store/stories.py", "file"),
+    ("      StoryFiling.insert_items", "metwatch/store/stories.py", "insert_items"),
+    ("    ItemStore.insert_items (no flagged item)", "metwatch/store/items.py", "insert_items"),
     ("  SourceStore.record_success", "metwatch/store/sources.py", "record_success"),
     ("all SQLAlchemy Session.execute", "sqlalchemy/orm/session.py", "execute"),
     ("all sqlite3 Cursor.execute", "~", "<method 'execute' of 'sqlite3.Cursor' objects>"),
@@ -720,11 +720,11 @@ def _cumulative(stats: pstats.Stats, suffix: str, name: str) -> tuple[float, int
 #: The stages of a pass where every feed answers 304.
 WARM_STAGES: tuple[tuple[str, str, str], ...] = (
     ("Pipeline.tick", "metwatch/pipeline.py", "tick"),
-    ("  SqlStore.make_all_due", "metwatch/store/sql.py", "make_all_due"),
-    ("  SqlStore.claim_due_sources", "metwatch/store/sql.py", "claim_due_sources"),
+    ("  SourceStore.make_all_due", "metwatch/store/sources.py", "make_all_due"),
+    ("  SourceStore.claim_due_sources", "metwatch/store/sources.py", "claim_due_sources"),
     ("  Pipeline.poll", "metwatch/pipeline.py", "poll"),
     ("    Fetcher.fetch (httpx request/response)", "watchers/fetch.py", "fetch"),
-    ("    SqlStore.record_success", "metwatch/store/sql.py", "record_success"),
+    ("    SourceStore.record_success", "metwatch/store/sources.py", "record_success"),
     ("all SQLAlchemy Session.commit", "sqlalchemy/orm/session.py", "commit"),
     ("all sqlite3 Cursor.execute", "~", "<method 'execute' of 'sqlite3.Cursor' objects>"),
 )
@@ -733,15 +733,15 @@ WARM_STAGES: tuple[tuple[str, str, str], ...] = (
 #: Synchronous steps timed with time.thread_time by wrapping them (no profiler, so
 #: no distortion): (label, module or class, attribute). Missing names are skipped.
 TIMED: tuple[tuple[str, str, str], ...] = (
-    ("StoryStore.sort_new", "metwatch.store.stories:StoryStore", "sort_new"),
-    ("StoryStore.insert_items", "metwatch.store.stories:StoryStore", "insert_items"),
+    ("ItemStore.sort_new", "metwatch.store.items:ItemStore", "sort_new"),
+    ("ItemStore.insert_items (no flagged item)", "metwatch.store.items:ItemStore", "insert_items"),
     ("StoryFiler.file (clustering, all)", "metwatch.filing:StoryFiler", "file"),
     ("  StoryStore.story_coverage", "metwatch.store.stories:StoryStore", "story_coverage"),
     ("  filing._candidate", "metwatch.filing", "_candidate"),
     ("  StoryFiler.sync", "metwatch.filing:StoryFiler", "sync"),
     ("  StoryIndex.assign", "bot.stories:StoryIndex", "assign"),
-    ("  StoryStore.record_flagged_in_step", "metwatch.store.stories:StoryStore",
-     "record_flagged_in_step"),
+    ("  StoryFiling.file (SQL)", "metwatch.store.stories:StoryFiling", "file"),
+    ("  StoryFiling.insert_items", "metwatch.store.stories:StoryFiling", "insert_items"),
     ("SourceStore.record_success", "metwatch.store.sources:SourceStore", "record_success"),
     ("SourceStore.claim_due_sources", "metwatch.store.sources:SourceStore", "claim_due_sources"),
 )  # fmt: skip

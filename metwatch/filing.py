@@ -15,17 +15,19 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bot.fingerprints import Fingerprint, fingerprint
+from bot.prepare import StoryInputs
 from bot.stories import (
     DEFAULT_POLICY,
+    Assignment,
     ClusterPolicy,
     ItemFeatures,
     StoryCandidate,
     StoryIndex,
     features_of,
 )
-from metwatch.models import Classified, StoryCoverage, StoryMember
+from metwatch.models import Classified, Item, StoryCoverage, StoryMember
 from metwatch.store import SqlStore
-from metwatch.store.stories import StoriesChanged
+from metwatch.store.stories import StoriesChanged, StoryFiling
 
 log = logging.getLogger(__name__)
 
@@ -47,46 +49,66 @@ class StoryFiler:
         self._in_step: int | None = None
 
     def file(
-        self, classified: Classified, fp: Fingerprint, summary: Sequence[str], now: datetime
-    ) -> int:
-        """Join a recent story about the same event, or start one (with ``summary``);
-        the item is stored with its matches and outbox rows. Returns the story id.
+        self, flagged: Sequence[tuple[Classified, StoryInputs]], now: datetime,
+        *, with_items: Sequence[Item] = (),
+    ) -> list[int]:  # fmt: skip
+        """File each flagged item under a recent story about the same event, or a
+        new one (with its summary), in order; ``with_items`` (a poll's other new
+        items) are stored in the same transaction. Returns the story ids.
 
-        Optimistic: the decision is made on the index as it stands, and written
+        Optimistic: the decisions are made on the index as it stands, and written
         only if the stories' change count is still the one the index is in step
-        with; otherwise the index is brought up to date and the decision made
-        again.
+        with; otherwise the index is brought up to date and they are made again.
         """
-        features = features_of(classified, fp)
-        when = min(classified.item.published or now, now)
-        since = when - timedelta(days=self.policy.window_days)
+        if not flagged:
+            self.store.insert_items(with_items, now)  # nothing to count as a change
+            return []
         for attempt in range(1, CLUSTER_ATTEMPTS + 1):
             seen = self._in_step if self._in_step is not None else self.sync()
-            decision = self.index.assign(features, now=now, since=since, policy=self.policy)
             try:
-                story_id, changes = self.store.record_flagged_in_step(
-                    classified, decision.story_id, now,
-                    fingerprint=fp.to_json(), copy_of=decision.copy_of,
-                    summary=summary if decision.story_id is None else (),
-                    # After the last attempt, file it anyway: a second story is
-                    # better than a lost alert.
-                    decided_on=seen if attempt < CLUSTER_ATTEMPTS else None,
-                )  # fmt: skip
+                # After the last attempt, file them anyway: a second story is
+                # better than a lost alert.
+                decided_on = seen if attempt < CLUSTER_ATTEMPTS else None
+                with self.store.filing_stories(now, decided_on=decided_on) as filing:
+                    filing.insert_items(with_items)
+                    decisions = [self._file_one(filing, c, inputs, now) for c, inputs in flagged]
                 break
             except StoriesChanged:
                 self._in_step = None
-                log.info("stories changed while filing %s; deciding again", classified.item.id)
-        self.index.record(story_id, features, first_seen=now)
+                log.info("stories changed while filing %d items; deciding again", len(flagged))
+            except BaseException:
+                # The index may hold members whose transaction was rolled back.
+                self.index = StoryIndex(capacity=STORY_CANDIDATES)
+                self._in_step = None
+                raise
         # The write counted itself only if the count was still ``seen``: the index,
-        # with this item recorded, is in step with the count the write left. (A
+        # with these items recorded, is in step with the count the write left. (A
         # forced last attempt was not checked: the next decision reloads.)
-        self._in_step = changes if changes == seen + 1 else None
-        log.info(
-            "story %s item=%s reason=%s similarity=%.2f findings=%.2f",
-            story_id, classified.item.id, decision.reason, decision.similarity,
-            decision.finding_jaccard,
+        self._in_step = filing.changes if filing.changes == seen + 1 else None
+        for (c, _), (story_id, decision) in zip(flagged, decisions, strict=True):
+            log.info(
+                "story %s item=%s reason=%s similarity=%.2f findings=%.2f",
+                story_id, c.item.id, decision.reason, decision.similarity,
+                decision.finding_jaccard,
+            )  # fmt: skip
+        return [story_id for story_id, _ in decisions]
+
+    def _file_one(
+        self, filing: StoryFiling, classified: Classified, inputs: StoryInputs, now: datetime
+    ) -> tuple[int, Assignment]:
+        """Decide on the index and write; the index records the item at once, so
+        the next item of the same poll can join its story."""
+        fp, summary = inputs
+        features = features_of(classified, fp)
+        when = min(classified.item.published or now, now)
+        since = when - timedelta(days=self.policy.window_days)
+        decision = self.index.assign(features, now=now, since=since, policy=self.policy)
+        story_id = filing.file(
+            classified, decision.story_id, fingerprint=fp.to_json(), copy_of=decision.copy_of,
+            summary=summary if decision.story_id is None else (),
         )  # fmt: skip
-        return story_id
+        self.index.record(story_id, features, first_seen=now)
+        return story_id, decision
 
     def sync(self) -> int:
         """Bring the candidates in memory up to date with the store: members loaded

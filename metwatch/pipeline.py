@@ -330,15 +330,16 @@ class Pipeline:
     ) -> PollOutcome:
         """cluster -> store with outbox rows, for classified items new to the store."""
         flagged = [c for c in classified if c.flagged]
-        for c, (fp, summary) in zip(flagged, prepared, strict=True):
-            self.stories.file(c, fp, summary, now)  # stores the item with its matches
+        unflagged = [c.item for c in classified if not c.flagged]
+        # One transaction: the flagged items with their matches, stories and outbox
+        # rows, and the others (_find_new sorted them: no second look).
+        self.stories.file(list(zip(flagged, prepared, strict=True)), now, with_items=unflagged)
+        for c in flagged:
             for m in c.matches:
                 log.info(
                     "match %s item=%s source=%s", m.finding_id, c.item.id, spec.id,
                     extra={"event": "match", "finding": m.finding_id, "item": c.item.id},
                 )  # fmt: skip
-        unflagged = [c.item for c in classified if not c.flagged]
-        self.store.insert_items(unflagged, now)  # _find_new sorted them: no second look
         reported = tuple(NewItem(c.item.id, c.item.title, c.item.url) for c in classified)
         return PollOutcome(spec.id, True, reported, tuple(flagged))
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func
+from sqlalchemy import Connection, Table, bindparam, func
 from sqlmodel import col, select
 
 from metwatch.models import Item
@@ -81,15 +82,9 @@ class ItemStore(StoreBase):
         by another poll of this tick or another instance, is skipped: an id with
         ON CONFLICT, a canonical link by one look-up of links.
         """
-        if not items:
-            return
-        statement = self._upsert(ITEMS, index_elements=["id"])
-        with self._connection() as s:
-            urls = [i.url for i in items if i.url]
-            stored = set(s.execute(select(ITEMS.c.url).where(ITEMS.c.url.in_(urls))).scalars())
-            rows = [item_values(i, now) for i in items if not (i.url and i.url in stored)]
-            if rows:
-                s.execute(statement, rows)
+        if items:
+            with self._connection() as s:
+                insert_new_items(s, self._upsert(ITEMS, index_elements=["id"]), items, now)
 
     def iter_items(self, since: datetime | None = None, batch: int = 500) -> Iterator[Item]:
         """Every stored item (seen since ``since``), oldest first, read in batches."""
@@ -111,6 +106,16 @@ class ItemStore(StoreBase):
             if since is not None:
                 query = query.where(col(ItemRow.seen_at) >= since)
             return s.exec(query).one()
+
+
+def insert_new_items(s: Connection, upsert: Any, items: Sequence[Item], now: datetime) -> None:
+    """``ItemStore.insert_items`` within the transaction ``s`` (``upsert``: the
+    dialect's INSERT ... ON CONFLICT (id) DO NOTHING into items)."""
+    urls = [i.url for i in items if i.url]
+    stored = set(s.execute(select(ITEMS.c.url).where(ITEMS.c.url.in_(urls))).scalars())
+    rows = [item_values(i, now) for i in items if not (i.url and i.url in stored)]
+    if rows:
+        s.execute(upsert, rows)
 
 
 def item_values(item: Item, now: datetime) -> dict[str, object]:

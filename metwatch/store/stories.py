@@ -7,7 +7,8 @@ chat in ONE transaction: a crash never leaves a match without its deliveries.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Table, bindparam, func, or_
@@ -16,6 +17,7 @@ from sqlmodel import col, select
 from metwatch.models import (
     Classified,
     Evidence,
+    Item,
     Match,
     Story,
     StoryCoverage,
@@ -24,7 +26,7 @@ from metwatch.models import (
     assemble_text,
 )
 from metwatch.store.base import StoreBase, aware
-from metwatch.store.items import ITEMS, item_values
+from metwatch.store.items import ITEMS, insert_new_items, item_values
 from metwatch.store.tables import (
     CounterRow,
     DeliveryRow,
@@ -85,6 +87,53 @@ class StoriesChanged(Exception):  # noqa: N818 (a signal to retry, not a failure
     """Recent stories changed since the caller read them: decide again."""
 
 
+class StoryFiling:
+    """Writes within ``StoryStore.filing_stories``' transaction."""
+
+    def __init__(self, store: StoryStore, s: Connection, now: datetime, changes: int) -> None:
+        self._store = store
+        self._s = s
+        self._now = now
+        #: ``story_changes`` as this transaction leaves it (the next ``decided_on``).
+        self.changes = changes
+
+    def file(
+        self, classified: Classified, story_id: int | None, *, fingerprint: str | None,
+        copy_of: str | None, summary: Sequence[str],
+    ) -> int:  # fmt: skip
+        """Store the item with its matches under ``story_id`` (None: a new story
+        with ``summary``) and owe the story's new revision to its followers.
+        Returns the story id."""
+        # Core statements, not the ORM's unit of work: this runs for every flagged
+        # item, and the ORM cost several times the SQL here.
+        s, store, now, item = self._s, self._store, self._now, classified.item
+        # Stored here, with its matches: never one without the other. An item
+        # stored already (a replay) only gets its fingerprint.
+        s.execute(
+            store._upsert(ITEMS, index_elements=["id"], set_={"fingerprint": fingerprint}),
+            {**item_values(item, now), "fingerprint": fingerprint},
+        )
+        if classified.matches:
+            s.execute(_MATCHES.insert(), [_match_values(item.id, m) for m in classified.matches])
+        story, revision = _story_for(s, story_id, item.title, summary, now)
+        s.execute(
+            _STORY_ITEMS.insert().values(
+                story_id=story, item_id=item.id, copy_of=copy_of,
+                position=select(func.count())
+                .where(col(StoryItemRow.story_id) == story)
+                .scalar_subquery(),
+            )
+        )  # fmt: skip
+        store._enqueue(s, story, revision, now)
+        return story
+
+    def insert_items(self, items: Sequence[Item]) -> None:
+        """``ItemStore.insert_items``, in this transaction."""
+        if items:
+            insert_new_items(self._s, self._store._upsert(ITEMS, index_elements=["id"]), items,
+                             self._now)  # fmt: skip
+
+
 class StoryStore(StoreBase):
     """Flagged items' matches, the stories they form and who is owed them."""
 
@@ -103,35 +152,27 @@ class StoryStore(StoreBase):
 
         ``story_id`` joins an existing story (its revision goes up, so chats that
         already have it get an edit); None starts a new story with ``summary``.
-        ``decided_on``: the ``story_changes`` the decision was made on; if the
-        stories have changed since (another instance filed an item), nothing is
-        written and ``StoriesChanged`` is raised, so that two instances never
-        open two stories for one event. Returns the story id.
+        ``decided_on``: as for ``filing_stories``. Returns the story id.
         """
-        return self.record_flagged_in_step(
-            classified, story_id, now, fingerprint=fingerprint, copy_of=copy_of,
-            summary=summary, decided_on=decided_on,
-        )[0]  # fmt: skip
+        with self.filing_stories(now, decided_on=decided_on) as filing:
+            return filing.file(
+                classified, story_id, fingerprint=fingerprint, copy_of=copy_of, summary=summary
+            )
 
-    def record_flagged_in_step(
-        self,
-        classified: Classified,
-        story_id: int | None,
-        now: datetime,
-        *,
-        fingerprint: str | None,
-        copy_of: str | None,
-        summary: Sequence[str],
-        decided_on: int | None,
-    ) -> tuple[int, int]:
-        """``record_flagged``, returning the story id and ``story_changes`` as this
-        write left it (the next decision's ``decided_on``)."""
-        # Core statements, not the ORM's unit of work: this runs for every flagged
-        # item, and the ORM cost several times the SQL here.
-        item = classified.item
+    @contextmanager
+    def filing_stories(self, now: datetime, *, decided_on: int | None) -> Iterator[StoryFiling]:
+        """ONE transaction for filing flagged items (and storing a poll's other new
+        items), counted as one change to the stories.
+
+        ``decided_on``: the ``story_changes`` the decisions are made on. If the
+        stories have changed since (another instance filed an item), nothing is
+        written and ``StoriesChanged`` is raised on entry, so that two instances
+        never open two stories for one event; None files regardless.
+        """
         with self._connection() as s:
-            # First, so the write holds the counter's row from the start: another
-            # instance's filing waits for this one, then finds the count changed.
+            # First, so the transaction holds the counter's row from the start:
+            # another instance's filing waits for this one, then finds the count
+            # changed.
             counted = (
                 s.execute(_COUNT_A_CHANGE)
                 if decided_on is None
@@ -140,55 +181,13 @@ class StoryStore(StoreBase):
             changes = counted.scalar_one_or_none()
             if changes is None:
                 raise StoriesChanged
-            # Stored here, with its matches: never one without the other. An item
-            # stored already (a replay) only gets its fingerprint.
-            s.execute(
-                self._upsert(ITEMS, index_elements=["id"], set_={"fingerprint": fingerprint}),
-                {**item_values(item, now), "fingerprint": fingerprint},
-            )
-            if classified.matches:
-                matches = [_match_values(item.id, m) for m in classified.matches]
-                s.execute(_MATCHES.insert(), matches)
-            story, revision = self._story_for(s, story_id, item.title, summary, now)
-            s.execute(
-                _STORY_ITEMS.insert().values(
-                    story_id=story, item_id=item.id, copy_of=copy_of,
-                    position=select(func.count())
-                    .where(col(StoryItemRow.story_id) == story)
-                    .scalar_subquery(),
-                )
-            )  # fmt: skip
-            self._enqueue(s, story, revision, now)
-            return story, changes
+            yield StoryFiling(self, s, now, changes)
 
     def story_changes(self) -> int:
         """How many times the stories have been written: read it before the stories
         a clustering decision is made on, and pass it as ``decided_on``."""
         with self._connection() as s:
             return int(s.execute(_CHANGES).scalar_one())
-
-    def _story_for(
-        self, s: Connection, story_id: int | None, headline: str, summary: Sequence[str],
-        now: datetime,
-    ) -> tuple[int, int]:  # fmt: skip
-        """(id, revision) of the story an item joins: ``story_id`` with its revision
-        raised, or a new story when it is None (or gone)."""
-        if story_id is not None:
-            raised = s.execute(
-                _STORIES.update()
-                .where(_STORIES.c.id == story_id)
-                .values(revision=_STORIES.c.revision + 1, updated_at=now)
-                .returning(_STORIES.c.revision)
-            ).scalar_one_or_none()
-            if raised is not None:
-                return story_id, raised
-        new_id = s.execute(
-            _STORIES.insert()
-            .values(headline=headline, first_seen=now, updated_at=now, revision=1,
-                    summary=json.dumps(list(summary)))
-            .returning(_STORIES.c.id)
-        ).scalar_one()  # fmt: skip
-        return new_id, 1
 
     def recent_story_revisions(self, limit: int = 200) -> list[tuple[int, int]]:
         """(story id, revision) of the ``limit`` newest stories by first seen.
@@ -278,6 +277,30 @@ class StoryStore(StoreBase):
             )
             wanted = [i for i in ids if i is not None]
         return [self.story(i) for i in wanted]
+
+
+def _story_for(
+    s: Connection, story_id: int | None, headline: str, summary: Sequence[str],
+    now: datetime,
+) -> tuple[int, int]:  # fmt: skip
+    """(id, revision) of the story an item joins: ``story_id`` with its revision
+    raised, or a new story when it is None (or gone)."""
+    if story_id is not None:
+        raised = s.execute(
+            _STORIES.update()
+            .where(_STORIES.c.id == story_id)
+            .values(revision=_STORIES.c.revision + 1, updated_at=now)
+            .returning(_STORIES.c.revision)
+        ).scalar_one_or_none()
+        if raised is not None:
+            return story_id, raised
+    new_id = s.execute(
+        _STORIES.insert()
+        .values(headline=headline, first_seen=now, updated_at=now, revision=1,
+                summary=json.dumps(list(summary)))
+        .returning(_STORIES.c.id)
+    ).scalar_one()  # fmt: skip
+    return new_id, 1
 
 
 def _recent_revisions(s: Connection, limit: int) -> list[tuple[int, int]]:
