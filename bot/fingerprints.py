@@ -26,7 +26,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Bump when tokenising, shingling or hashing changes: stored fingerprints of
 #: another version must be recomputed from the item text.
@@ -64,13 +64,13 @@ class Fingerprint:
     #: Bottom-k shingle hashes, ascending (all of them for short texts).
     sketch: tuple[int, ...]
 
+    #: ``to_json``'s text when made already (by ``fingerprint``, in the worker
+    #: process that computes it, so the process storing it need not encode it).
+    stored: str = field(default="", compare=False, repr=False)
+
     def to_json(self) -> str:
         """A compact, versioned JSON form for the store."""
-        return json.dumps(
-            {"v": FINGERPRINT_VERSION, "terms": self.terms, "sketch": self.sketch},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        return self.stored or _to_json(self.terms, self.sketch)
 
     @classmethod
     def from_json(cls, data: str) -> Fingerprint:
@@ -79,7 +79,7 @@ class Fingerprint:
         if not isinstance(raw, dict) or raw.get("v") != FINGERPRINT_VERSION:
             raise ValueError("fingerprint of another version; recompute it from the text")
         terms = tuple((str(t), int(n)) for t, n in raw["terms"])
-        return cls(terms, tuple(int(h) for h in raw["sketch"]))
+        return cls(terms, tuple(int(h) for h in raw["sketch"]), data)
 
 
 def words(text: str) -> list[str]:
@@ -117,7 +117,15 @@ def fingerprint(text: str) -> Fingerprint:
     shingles = {" ".join(tokens[i : i + SHINGLE_WORDS]) for i in range(count)}
     sketch = tuple(sorted({_hash64(s) for s in shingles})[:SKETCH_SIZE])
     terms = tuple(sorted(Counter(content_terms(text)).items()))
-    return Fingerprint(terms, sketch)
+    return Fingerprint(terms, sketch, _to_json(terms, sketch))
+
+
+def _to_json(terms: tuple[tuple[str, int], ...], sketch: tuple[int, ...]) -> str:
+    return json.dumps(
+        {"v": FINGERPRINT_VERSION, "terms": terms, "sketch": sketch},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
 # -- similarities ----------------------------------------------------------------------

@@ -201,8 +201,9 @@ class _StoryState:
         #: Every member's sketch hashes together (the index's postings point here).
         self.sketch_hashes: set[int] = set()
 
-    def add(self, member: ItemFeatures) -> frozenset[int]:
-        """Take ``member`` in; returns its sketch as a set."""
+    def add(self, member: ItemFeatures, unit: dict[str, float] | None = None) -> frozenset[int]:
+        """Take ``member`` in (``unit``: its unit vector, if computed already);
+        returns its sketch as a set."""
         sketch = frozenset(member.fingerprint.sketch)
         self.members.append((member.item_id, sketch))
         self.sketch_hashes |= sketch
@@ -210,11 +211,18 @@ class _StoryState:
         self.topic_ids |= member.topic_ids
         if member.published is not None:
             self.earliest = min(self.earliest, member.published)
+        if unit is None:
+            unit = unit_vector(member.fingerprint.terms)
         centroid = self.centroid
-        for term, weight in unit_vector(member.fingerprint.terms).items():
-            centroid[term] = centroid.get(term, 0.0) + weight
-        self.terms.update(centroid)
-        self.centroid_norm = math.sqrt(sum(w * w for w in centroid.values()))
+        # |c + u|^2 = |c|^2 + sum over u's terms of (2 c_t + u_t) u_t: the norm is
+        # kept up to date over the member's terms, not the story's.
+        norm2 = self.centroid_norm * self.centroid_norm
+        for term, weight in unit.items():
+            before = centroid.get(term, 0.0)
+            centroid[term] = before + weight
+            norm2 += (2.0 * before + weight) * weight
+        self.terms.update(unit)
+        self.centroid_norm = math.sqrt(norm2)
         return sketch
 
     def began(self, now: datetime) -> datetime:
@@ -261,6 +269,8 @@ class StoryIndex:
         #: share most of their hashes, so a story sharing few with an item cannot
         #: hold its copy, and its members need not be compared one by one.
         self._holders: dict[int, set[int]] = {}
+        #: The last item assigned: ``record`` of the same item reuses its vector.
+        self._last_probe: _Probe | None = None
 
     def __len__(self) -> int:
         return len(self._stories)
@@ -284,7 +294,8 @@ class StoryIndex:
         state = self._stories.get(story_id)
         if state is None:
             state = self._stories[story_id] = _StoryState(story_id, first_seen, 0)
-        self._add(state, item)
+        last = self._last_probe
+        self._add(state, item, last.unit if last is not None and last.features is item else None)
         state.revision += 1  # as the store's: 1 for a new story, +1 per member joining
         self._evict()
 
@@ -304,7 +315,7 @@ class StoryIndex:
     ) -> Assignment:
         """Which held story the item joins (stories first seen before ``since`` are
         not considered); ``story_id`` None: a new story."""
-        probe = _Probe(item, now)
+        probe = self._last_probe = _Probe(item, now)
         may_hold_copy = self._may_hold_copy(probe, policy.syndication_jaccard)
         window = timedelta(days=policy.window_days)
         best: Assignment | None = None
@@ -334,8 +345,10 @@ class StoryIndex:
                 shared.update(stories)
         return lambda story_id: shared[story_id] >= need
 
-    def _add(self, state: _StoryState, member: ItemFeatures) -> None:
-        for h in state.add(member):
+    def _add(
+        self, state: _StoryState, member: ItemFeatures, unit: dict[str, float] | None = None
+    ) -> None:
+        for h in state.add(member, unit):
             self._holders.setdefault(h, set()).add(state.story_id)
 
     def _forget(self, story_id: int) -> None:

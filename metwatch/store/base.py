@@ -56,16 +56,22 @@ class StoreBase:
             raise StoreError(f"database error: {str(e.orig).splitlines()[0]}") from e
 
     def _upsert(
-        self, table: Table, *, index_elements: list[str], set_: dict[str, object] | None = None,
-        where: ColumnElement[bool] | None = None,
+        self, table: Table, *, index_elements: list[str], from_row: tuple[str, ...] = (),
+        set_: dict[str, object] | None = None, where: ColumnElement[bool] | None = None,
     ) -> Any:  # fmt: skip
-        """INSERT that, on a conflict over ``index_elements``, updates ``set_`` in
-        the rows that meet ``where`` (or does nothing), in this database's dialect."""
+        """INSERT that, on a conflict over ``index_elements``, updates the columns
+        ``from_row`` to the values it carried and ``set_`` to constants, in the rows
+        that meet ``where`` (or does nothing), in this database's dialect.
+
+        Statements run per item are built once per store (``cached_property``):
+        building one costs more than SQLite running it.
+        """
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         statement = insert(table)
-        if set_:
+        updates = {**(set_ or {}), **{c: statement.excluded[c] for c in from_row}}
+        if updates:
             return statement.on_conflict_do_update(
-                index_elements=index_elements, set_=set_, where=where
+                index_elements=index_elements, set_=updates, where=where
             )
         return statement.on_conflict_do_nothing(index_elements=index_elements)
 

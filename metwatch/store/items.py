@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, func
@@ -84,7 +85,12 @@ class ItemStore(StoreBase):
         """
         if items:
             with self._connection() as s:
-                insert_new_items(s, self._upsert(ITEMS, index_elements=["id"]), items, now)
+                insert_new_items(s, self._insert_item, items, now)
+
+    @cached_property
+    def _insert_item(self) -> Any:
+        """INSERT into items, doing nothing for an id stored already."""
+        return self._upsert(ITEMS, index_elements=["id"])
 
     def iter_items(self, since: datetime | None = None, batch: int = 500) -> Iterator[Item]:
         """Every stored item (seen since ``since``), oldest first, read in batches."""

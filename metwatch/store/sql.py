@@ -13,7 +13,6 @@ operation in one transaction. Its methods live by subject:
 from __future__ import annotations
 
 from metwatch.store.base import aware
-from metwatch.store.items import ItemStore
 from metwatch.store.outbox import OutboxStore
 from metwatch.store.sources import CLAIM_LEASE, SourceStore
 from metwatch.store.stories import StoryStore
@@ -21,5 +20,5 @@ from metwatch.store.stories import StoryStore
 __all__ = ["CLAIM_LEASE", "SqlStore", "aware"]
 
 
-class SqlStore(SourceStore, ItemStore, StoryStore, OutboxStore):
+class SqlStore(SourceStore, StoryStore, OutboxStore):
     """Persistent state: sources, items, matches, stories, subscribers, outbox."""

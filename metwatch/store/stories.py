@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, func, or_
 from sqlmodel import col, select
@@ -25,8 +27,8 @@ from metwatch.models import (
     StoryMember,
     assemble_text,
 )
-from metwatch.store.base import StoreBase, aware
-from metwatch.store.items import ITEMS, insert_new_items, item_values
+from metwatch.store.base import aware
+from metwatch.store.items import ITEMS, ItemStore, insert_new_items, item_values
 from metwatch.store.tables import (
     CounterRow,
     DeliveryRow,
@@ -75,6 +77,27 @@ _COUNT_A_CHANGE_ON = (
     .values(value=_COUNTERS.c.value + 1)
     .returning(_COUNTERS.c.value)
 )
+#: A member joins a story, after those it has.
+_JOIN_STORY = _STORY_ITEMS.insert().values(
+    story_id=bindparam("story_id"),
+    item_id=bindparam("item_id"),
+    copy_of=bindparam("copy_of"),
+    position=select(func.count())
+    .where(_STORY_ITEMS.c.story_id == bindparam("story_id"))
+    .scalar_subquery(),
+)
+_RAISE_REVISION = (
+    _STORIES.update()
+    .where(_STORIES.c.id == bindparam("story_id"))
+    .values(revision=_STORIES.c.revision + 1, updated_at=bindparam("now"))
+    .returning(_STORIES.c.revision)
+)
+_NEW_STORY = (
+    _STORIES.insert()
+    .values(headline=bindparam("headline"), first_seen=bindparam("now"),
+            updated_at=bindparam("now"), revision=1, summary=bindparam("summary"))
+    .returning(_STORIES.c.id)
+)  # fmt: skip
 #: (id, revision) of the newest stories.
 _RECENT_REVISIONS = (
     select(_STORIES.c.id, _STORIES.c.revision)
@@ -110,31 +133,23 @@ class StoryFiling:
         # Stored here, with its matches: never one without the other. An item
         # stored already (a replay) only gets its fingerprint.
         s.execute(
-            store._upsert(ITEMS, index_elements=["id"], set_={"fingerprint": fingerprint}),
+            store._insert_flagged_item,
             {**item_values(item, now), "fingerprint": fingerprint},
         )
         if classified.matches:
             s.execute(_MATCHES.insert(), [_match_values(item.id, m) for m in classified.matches])
         story, revision = _story_for(s, story_id, item.title, summary, now)
-        s.execute(
-            _STORY_ITEMS.insert().values(
-                story_id=story, item_id=item.id, copy_of=copy_of,
-                position=select(func.count())
-                .where(col(StoryItemRow.story_id) == story)
-                .scalar_subquery(),
-            )
-        )  # fmt: skip
+        s.execute(_JOIN_STORY, {"story_id": story, "item_id": item.id, "copy_of": copy_of})
         store._enqueue(s, story, revision, now)
         return story
 
     def insert_items(self, items: Sequence[Item]) -> None:
         """``ItemStore.insert_items``, in this transaction."""
         if items:
-            insert_new_items(self._s, self._store._upsert(ITEMS, index_elements=["id"]), items,
-                             self._now)  # fmt: skip
+            insert_new_items(self._s, self._store._insert_item, items, self._now)
 
 
-class StoryStore(StoreBase):
+class StoryStore(ItemStore):
     """Flagged items' matches, the stories they form and who is owed them."""
 
     def record_flagged(
@@ -243,18 +258,23 @@ class StoryStore(StoreBase):
              "created_at": now, "sent_revision": 0, "status": "pending", "attempts": 0}
             for chat_id in chats
         ]  # fmt: skip
-        s.execute(
-            self._upsert(
-                _DELIVERIES, index_elements=["chat_id", "story_id"],
-                set_={"wanted_revision": revision, "status": "pending", "attempts": 0,
-                      "next_attempt_at": None},
-                # Failed and cancelled rows keep their status: an edit must not
-                # revive them.
-                # (Not IN: an expanding parameter cannot go with executemany.)
-                where=or_(_DELIVERIES.c.status == "pending", _DELIVERIES.c.status == "sent"),
-            ),
-            rows,
+        s.execute(self._owe_deliveries, rows)
+
+    @cached_property
+    def _owe_deliveries(self) -> Any:
+        """INSERT into the outbox, or raise a pending or sent row to the revision."""
+        return self._upsert(
+            _DELIVERIES, index_elements=["chat_id", "story_id"], from_row=("wanted_revision",),
+            set_={"status": "pending", "attempts": 0, "next_attempt_at": None},
+            # Failed and cancelled rows keep their status: an edit must not revive
+            # them. (Not IN: an expanding parameter cannot go with executemany.)
+            where=or_(_DELIVERIES.c.status == "pending", _DELIVERIES.c.status == "sent"),
         )  # fmt: skip
+
+    @cached_property
+    def _insert_flagged_item(self) -> Any:
+        """INSERT into items; an item stored already (a replay) gets its fingerprint."""
+        return self._upsert(ITEMS, index_elements=["id"], from_row=("fingerprint",))
 
     def story(self, story_id: int) -> Story:
         with self._session() as s:
@@ -286,20 +306,12 @@ def _story_for(
     """(id, revision) of the story an item joins: ``story_id`` with its revision
     raised, or a new story when it is None (or gone)."""
     if story_id is not None:
-        raised = s.execute(
-            _STORIES.update()
-            .where(_STORIES.c.id == story_id)
-            .values(revision=_STORIES.c.revision + 1, updated_at=now)
-            .returning(_STORIES.c.revision)
-        ).scalar_one_or_none()
-        if raised is not None:
+        raising = s.execute(_RAISE_REVISION, {"story_id": story_id, "now": now})
+        if (raised := raising.scalar_one_or_none()) is not None:
             return story_id, raised
     new_id = s.execute(
-        _STORIES.insert()
-        .values(headline=headline, first_seen=now, updated_at=now, revision=1,
-                summary=json.dumps(list(summary)))
-        .returning(_STORIES.c.id)
-    ).scalar_one()  # fmt: skip
+        _NEW_STORY, {"headline": headline, "now": now, "summary": json.dumps(list(summary))}
+    ).scalar_one()
     return new_id, 1
 
 
