@@ -1,9 +1,9 @@
-"""cluster -> store: file a flagged item under a story, also with several instances.
+"""cluster -> store: file a poll's flagged items under stories, also with several instances.
 
 ``StoryFiler`` keeps the recent stories in memory (``bot.stories.StoryIndex``),
 in step with the store's count of changes to the stories. A decision is made
 on the index as it stands and written only if that count is still the one
-the index is in step with (the write raises it, in the same transaction);
+the index is in step with (the poll's one write raises it, in its transaction);
 if another instance filed an item meanwhile, the index reloads the stories
 that changed and the decision is made again.
 """

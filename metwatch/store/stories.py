@@ -1,7 +1,8 @@
 """Matches and stories, and the outbox rows a flagged item creates.
 
-``record_flagged`` writes matches, the story and one delivery per following
-chat in ONE transaction: a crash never leaves a match without its deliveries.
+``filing_stories`` writes a poll's flagged items (with their matches, stories
+and one delivery per following chat) and its other new items in ONE transaction:
+a crash never leaves a match without its deliveries, nor half a poll stored.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ class StoriesChanged(Exception):  # noqa: N818 (a signal to retry, not a failure
 
 
 class StoryFiling:
-    """Writes within ``StoryStore.filing_stories``' transaction."""
+    """Writes within ``StoryStore.filing_stories``' transaction: the store's own
+    handle on it, so it uses the store's statements."""
 
     def __init__(self, store: StoryStore, s: Connection, now: datetime, changes: int) -> None:
         self._store = store
