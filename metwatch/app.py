@@ -31,6 +31,7 @@ from metwatch.settings import Settings
 from metwatch.store import SqlStore, open_store
 from metwatch.workers import WorkerPool, in_thread
 from watchers.fetch import Fetcher, build_client
+from watchers.robots import RobotsTxt
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class Service:
             allow_private=settings.allow_private_addresses,
             fulltext_min_chars=settings.fulltext_min_chars,
             document_fetcher=self.document_fetcher, cluster_policy=cluster_policy(settings),
+            robots=(RobotsTxt(self.document_fetcher, settings.user_agent)
+                    if settings.obey_robots_txt else None),
         )  # fmt: skip
         self.deliverer = Deliverer(self.store, self.notifier, clock=self.clock, tz=settings.zone)
         self.metrics = Metrics()

@@ -55,10 +55,13 @@ class FetchError(SourceError):
         url: str,
         source_id: str | None = None,
         retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message, url=url, source_id=source_id)
         #: Seconds the server asked us to wait (429/503 Retry-After).
         self.retry_after = retry_after
+        #: The HTTP status when the server answered with an error (None otherwise).
+        self.status = status
 
 
 class ParseError(SourceError):

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         default=False,
         description="Let article fetches reach loopback/private addresses (tests only).",
     )
+    obey_robots_txt: bool = Field(
+        default=True,
+        description="Fetch article pages (for full text) only where the site's robots.txt "
+        "allows metwatch, no faster than its Crawl-delay.",
+    )
     fulltext_min_chars: int = Field(
         default=400,
         ge=0,

@@ -110,7 +110,7 @@ def _status_error(url: str, response: httpx.Response) -> FetchError:
         message = "HTTP 410: the feed is gone"
     elif status in (429, 503) and retry_after is not None:
         message = f"HTTP {status}: asked to retry after {retry_after:g} s"
-    return FetchError(message, url=url, retry_after=retry_after)
+    return FetchError(message, url=url, retry_after=retry_after, status=status)
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:

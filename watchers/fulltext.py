@@ -3,7 +3,8 @@
 Many feeds carry only a headline and a sentence, too little for the findings'
 clauses to match. For such an item (``watchers.teasers``) this fetches the
 linked page through the shared ``Fetcher`` (size cap, timeout, per-host
-limits), after refusing non-public addresses (``watchers.addresses``), checks
+limits), after refusing non-public addresses (``watchers.addresses``) and
+pages the site's robots.txt keeps metwatch from (``watchers.robots``), checks
 that it is HTML, decodes it (``watchers.pages.decode_html``) and extracts the
 main text with trafilatura, without navigation, adverts or comments.
 
@@ -27,6 +28,7 @@ from watchers.addresses import ensure_public
 from watchers.article import article_from_html
 from watchers.fetch import Fetcher
 from watchers.pages import decode_html
+from watchers.robots import RobotsTxt
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +36,17 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
 async def fetch_full_text(
-    fetcher: Fetcher, url: str, *, allow_private: bool, max_bytes: int
-) -> str | None:
+    fetcher: Fetcher, url: str, *, allow_private: bool, max_bytes: int,
+    robots: RobotsTxt | None = None,
+) -> str | None:  # fmt: skip
     """Main text of the article page at ``url``; None when it is not HTML or has none.
 
     Raises:
-        FetchError: the address is refused, the fetch fails, or the page is
-            larger than ``max_bytes`` (or the fetcher's own cap).
+        FetchError: the address is refused, ``robots`` keeps metwatch from the
+            page, the fetch fails, or the page is larger than ``max_bytes`` (or
+            the fetcher's own cap).
     """
-    page = await _fetch_html(fetcher, url, allow_private=allow_private, max_bytes=max_bytes)
+    page = await _fetch_html(fetcher, url, allow_private, max_bytes, robots)
     if page is None:
         return None
     # Extraction parses the whole page: keep it off the event loop.
@@ -50,15 +54,16 @@ async def fetch_full_text(
 
 
 async def fetch_article(
-    fetcher: Fetcher, url: str, *, allow_private: bool, max_bytes: int
-) -> RawEntry | None:
+    fetcher: Fetcher, url: str, *, allow_private: bool, max_bytes: int,
+    robots: RobotsTxt | None = None,
+) -> RawEntry | None:  # fmt: skip
     """Title and main text of the page at ``url``, for links that come without a
     title (a plain sitemap); None when it is not HTML or has no main text.
 
     Raises:
         FetchError: as ``fetch_full_text``.
     """
-    page = await _fetch_html(fetcher, url, allow_private=allow_private, max_bytes=max_bytes)
+    page = await _fetch_html(fetcher, url, allow_private, max_bytes, robots)
     if page is None:
         return None
     entry = await asyncio.to_thread(article_from_html, page, link=url)
@@ -66,9 +71,11 @@ async def fetch_article(
 
 
 async def _fetch_html(
-    fetcher: Fetcher, url: str, *, allow_private: bool, max_bytes: int
+    fetcher: Fetcher, url: str, allow_private: bool, max_bytes: int, robots: RobotsTxt | None
 ) -> str | None:
     await ensure_public(url, allow_private=allow_private)
+    if robots is not None:
+        await robots.ensure_allowed(url)
     fetched = await fetcher.fetch(url)
     if fetched.final_url != url:
         # The client followed redirects without asking us; at least never use

@@ -1,0 +1,247 @@
+"""robots.txt for article pages, against the local feed server (RFC 9309 cases)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from classifiers.rules import load_rules
+from metwatch.app import Service
+from metwatch.errors import FetchError
+from metwatch.pipeline import Pipeline
+from metwatch.settings import load_settings
+from metwatch.store import open_store
+from tests.rules_for_tests import write_rules
+from tests.support.feed_server import FeedServer
+from tests.support.feeds import FeedItem, rss
+from tests.watchers.test_fulltext import ARTICLE_HTML
+from watchers.fetch import Fetcher
+from watchers.fulltext import fetch_full_text
+from watchers.robots import ROBOTS_TTL, UNREACHABLE_TTL, RobotsTxt
+
+UA = "metwatch/1.4.0 (+https://github.com/metwatch/metwatch)"
+CAP = 1_000_000
+NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A monotonic clock the test moves by hand (cache expiry)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def fetcher() -> AsyncIterator[Fetcher]:
+    async with httpx.AsyncClient(timeout=2, follow_redirects=True, max_redirects=5) as client:
+        yield Fetcher(client, max_bytes=CAP, max_concurrent=8, per_host=8)
+
+
+def _teaser_feed(server: FeedServer, folder: Path) -> Path:
+    """A feed whose one item is a teaser of /articles/teaser; its rules file."""
+    server.serve("/articles/teaser", ARTICLE_HTML, content_type="text/html")
+    teaser = FeedItem(title="Met criticised", guid="t", link=server.url("/articles/teaser"),
+                      description="Inspectors criticise the Met.")  # fmt: skip
+    server.serve("/feed.xml", rss([teaser]))
+    source = {"id": "feed", "name": "Feed", "interval": 300, "url": server.url("/feed.xml")}
+    return write_rules(folder, [source])
+
+
+def _robots(server: FeedServer, text: str, **kwargs: object) -> None:
+    server.serve("/robots.txt", text, content_type="text/plain", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_disallowed_page_is_refused_and_never_fetched(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    _robots(feed_server, "User-agent: *\nDisallow: /articles/\n")
+    feed_server.serve("/articles/met", ARTICLE_HTML, content_type="text/html")
+    feed_server.serve("/news/met", ARTICLE_HTML, content_type="text/html")
+    robots = RobotsTxt(fetcher, UA)
+
+    with pytest.raises(FetchError, match=r"robots\.txt of http://127\.0\.0\.1:\d+ disallows "
+                                         r"this page for metwatch"):  # fmt: skip
+        await fetch_full_text(fetcher, feed_server.url("/articles/met"), allow_private=True,
+                              max_bytes=CAP, robots=robots)  # fmt: skip
+    text = await fetch_full_text(fetcher, feed_server.url("/news/met"), allow_private=True,
+                                 max_bytes=CAP, robots=robots)  # fmt: skip
+
+    assert text is not None and "announced in advance" in text
+    assert feed_server.hits("/articles/met") == 0
+    assert feed_server.hits("/robots.txt") == 1  # read once for both pages
+
+
+async def test_metwatchs_own_group_wins_over_the_wildcard(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    groups = "User-agent: *\nDisallow: /\n\n"
+    groups += "User-agent: metwatch\nAllow: /news/\nDisallow: /news/private$\n"
+    _robots(feed_server, groups)
+    robots = RobotsTxt(fetcher, UA)
+
+    await robots.ensure_allowed(feed_server.url("/news/met-report"))
+    await robots.ensure_allowed(feed_server.url("/news/private/x"))  # `$` ends the pattern
+    with pytest.raises(FetchError, match="disallows"):
+        await robots.ensure_allowed(feed_server.url("/news/private"))
+    # Only metwatch's group applies to metwatch: the wildcard's "Disallow: /" does not.
+    await robots.ensure_allowed(feed_server.url("/sport/"))
+    other = RobotsTxt(fetcher, "SomeOtherBot/2.0")
+    with pytest.raises(FetchError, match="disallows"):
+        await other.ensure_allowed(feed_server.url("/news/met-report"))
+
+
+async def test_no_robots_txt_allows_everything_and_is_read_once(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    robots = RobotsTxt(fetcher, UA)  # the server answers 404 for /robots.txt
+
+    await asyncio.gather(*(robots.ensure_allowed(feed_server.url(f"/a/{i}")) for i in range(6)))
+
+    assert feed_server.hits("/robots.txt") == 1
+
+
+async def test_unreachable_robots_txt_keeps_pages_unfetched_for_an_hour(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    _robots(feed_server, "", status=503)
+    clock = Clock()
+    robots = RobotsTxt(fetcher, UA, clock=clock)
+    page = feed_server.url("/news/met")
+
+    with pytest.raises(FetchError, match=r"robots\.txt of .* could not be read \(HTTP 503\)"):
+        await robots.ensure_allowed(page)
+    clock.now += UNREACHABLE_TTL - 1
+    with pytest.raises(FetchError, match="could not be read"):
+        await robots.ensure_allowed(page)
+    assert feed_server.hits("/robots.txt") == 1  # not asked again within the hour
+
+    _robots(feed_server, "User-agent: *\nAllow: /\n")
+    clock.now += 2
+    await robots.ensure_allowed(page)
+    assert feed_server.hits("/robots.txt") == 2
+
+
+async def test_robots_txt_that_times_out_counts_as_unreachable(feed_server: FeedServer) -> None:
+    _robots(feed_server, "User-agent: *\nAllow: /\n", delay=2.0)
+    async with httpx.AsyncClient(timeout=0.3) as client:
+        robots = RobotsTxt(Fetcher(client, max_bytes=CAP), UA)
+        with pytest.raises(FetchError, match=r"could not be read \(timed out after 0\.3 s\)"):
+            await robots.ensure_allowed(feed_server.url("/news/met"))
+
+
+async def test_robots_txt_is_trusted_for_a_day_then_read_again(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    _robots(feed_server, "User-agent: *\nAllow: /\n")
+    clock = Clock()
+    robots = RobotsTxt(fetcher, UA, clock=clock)
+    page = feed_server.url("/news/met")
+    await robots.ensure_allowed(page)
+
+    _robots(feed_server, "User-agent: *\nDisallow: /news/\n")
+    clock.now += ROBOTS_TTL - 1
+    await robots.ensure_allowed(page)  # the day-old answer still holds
+    clock.now += 2
+    with pytest.raises(FetchError, match="disallows"):
+        await robots.ensure_allowed(page)
+    assert feed_server.hits("/robots.txt") == 2
+
+
+async def test_redirected_robots_txt_is_followed(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    feed_server.redirect("/robots.txt", "/static/robots.txt")
+    feed_server.serve("/static/robots.txt", "User-agent: *\nDisallow: /private/\n",
+                      content_type="text/plain")  # fmt: skip
+    robots = RobotsTxt(fetcher, UA)
+
+    await robots.ensure_allowed(feed_server.url("/news/met"))
+    with pytest.raises(FetchError, match="disallows"):
+        await robots.ensure_allowed(feed_server.url("/private/met"))
+
+
+async def test_crawl_delay_spaces_pages_and_refuses_a_turn_too_far_off(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    _robots(feed_server, "User-agent: *\nCrawl-delay: 1\n")
+    robots = RobotsTxt(fetcher, UA, max_crawl_wait=1.5)
+    loop = asyncio.get_running_loop()
+
+    async def allowed_at(path: str) -> float:
+        await robots.ensure_allowed(feed_server.url(path))
+        return loop.time()
+
+    start = loop.time()
+    results = await asyncio.gather(
+        *(allowed_at(f"/news/{i}") for i in range(3)), return_exceptions=True
+    )
+
+    times = sorted(r - start for r in results if isinstance(r, float))
+    refused = [r for r in results if isinstance(r, FetchError)]
+    # Turns at 0, 1 and 2 s: the third is more than 1.5 s off, so it is refused.
+    assert len(times) == 2 and len(refused) == 1
+    assert times[1] - times[0] >= 0.95
+    assert "asks for 1 s between requests: not fetched now" in str(refused[0])
+
+
+async def test_answers_kept_for_a_bounded_number_of_sites(fetcher: Fetcher) -> None:
+    with FeedServer() as a, FeedServer() as b:
+        robots = RobotsTxt(fetcher, UA, max_origins=2)
+        sites = [a.url("/x"), b.url("/x"), a.url("/x").replace("127.0.0.1", "localhost")]
+        for url in sites:
+            await robots.ensure_allowed(url)
+        await robots.ensure_allowed(sites[0])  # forgotten by now: read again
+
+        assert a.hits("/robots.txt") == 3  # 127.0.0.1 twice, localhost once
+        assert b.hits("/robots.txt") == 1
+
+
+async def test_pipeline_keeps_the_feed_text_of_an_item_whose_page_robots_refuse(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, fetcher: Fetcher,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    _robots(feed_server, "User-agent: metwatch\nDisallow: /articles/\n")
+    rules = load_rules(_teaser_feed(feed_server, tmp_path))
+    pipeline = Pipeline(open_store(db_url), fetcher, rules, clock=lambda: NOW,
+                        allow_private=True, fulltext_min_chars=400,
+                        robots=RobotsTxt(fetcher, UA))  # fmt: skip
+    pipeline.sync_sources()
+    caplog.set_level(logging.WARNING, logger="metwatch.pipeline")
+
+    [result] = await pipeline.tick(everything=True)
+
+    assert not isinstance(result.value, Exception) and result.value is not None
+    [stored] = list(pipeline.store.iter_items())
+    assert stored.summary == "Inspectors criticise the Met."  # the feed's text, kept
+    assert "announced in advance" not in stored.body
+    assert feed_server.hits("/articles/teaser") == 0
+    assert "no full text for item" in caplog.text and "disallows this page" in caplog.text
+
+
+@pytest.mark.parametrize(("obey", "article_hits"), [(None, 0), (False, 1)])
+async def test_service_obeys_robots_txt_unless_turned_off(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, obey: bool | None, article_hits: int
+) -> None:
+    _robots(feed_server, "User-agent: *\nDisallow: /articles/\n")
+    rules_path = _teaser_feed(feed_server, tmp_path)
+    overrides = {} if obey is None else {"obey_robots_txt": obey}  # None: the default
+    settings = load_settings(database_url=db_url, rules_path=rules_path, worker_processes=0,
+                             allow_private_addresses=True, fulltext_min_chars=400,
+                             **overrides)  # fmt: skip
+    service = Service(settings)
+    try:
+        await service.pipeline.tick(everything=True)
+    finally:
+        await service.close()
+
+    assert feed_server.hits("/articles/teaser") == article_hits
+    assert feed_server.hits("/robots.txt") == 1 - article_hits

@@ -1,0 +1,150 @@
+"""robots.txt for the pages metwatch finds by itself (RFC 9309).
+
+Article pages fetched for their full text are links from other people's
+documents, so metwatch reads them as a polite crawler would: only where the
+site's robots.txt lets its User-Agent in, and no faster than the site's
+``Crawl-delay`` asks. The sources in the rules file are fetched as listed, as
+feed readers do: a feed is published to be polled, and a listing page or a
+sitemap is one its user chose.
+
+As RFC 9309 says: robots.txt is read through the same ``Fetcher`` (limits,
+size cap, redirects) and parsed by protego (Scrapy's parser: groups, ``*``
+and ``$`` patterns, longest match wins); a 4xx answer means no rules, so
+everything is allowed; a 5xx answer, a timeout or a network error means the
+site is unreachable, so nothing is fetched from it until the next look. An
+answer is kept per origin for a day (an unreachable one for an hour), and only
+the first ``MAX_ROBOTS_BYTES`` are read.
+
+What it does not do: look again after a redirect (the link's own origin
+decides), or keep anything across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from protego import Protego
+
+from metwatch.errors import FetchError
+from watchers.fetch import Fetcher
+
+#: How long a robots.txt is trusted (RFC 9309: no more than 24 hours).
+ROBOTS_TTL = 24 * 3600.0
+#: How long an unreachable robots.txt keeps its site's pages unfetched.
+UNREACHABLE_TTL = 3600.0
+#: RFC 9309 asks crawlers to parse at least 500 KiB.
+MAX_ROBOTS_BYTES = 500 * 1024
+#: Longest wait for a Crawl-delay slot; a page that would wait longer is not fetched.
+MAX_CRAWL_WAIT = 30.0
+#: Origins whose answers are kept (the oldest is forgotten first).
+MAX_ORIGINS = 2000
+
+
+@dataclass(slots=True)
+class _Answer:
+    #: The parsed rules; None when robots.txt was unreachable.
+    rules: Protego | None
+    #: Why it was unreachable (for the error message).
+    reason: str
+    expires: float
+    #: Earliest time (loop clock) the next page of this origin may be fetched.
+    next_slot: float = 0.0
+
+
+class RobotsTxt:
+    """Each origin's robots.txt, read once a day; one per process."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        user_agent: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_origins: int = MAX_ORIGINS,
+        max_crawl_wait: float = MAX_CRAWL_WAIT,
+    ) -> None:
+        self.fetcher = fetcher
+        self.user_agent = user_agent
+        self._clock = clock
+        self._max_origins = max_origins
+        self._max_crawl_wait = max_crawl_wait
+        self._answers: dict[str, _Answer] = {}
+        #: One read per origin at a time: concurrent pages wait for the same answer.
+        self._reading: dict[str, asyncio.Lock] = {}
+
+    async def ensure_allowed(self, url: str) -> None:
+        """Return when ``url`` may be fetched now (after its Crawl-delay, if any).
+
+        Raises:
+            FetchError: robots.txt disallows ``url`` for metwatch, could not be
+                read (5xx, timeout, network), or asks for a longer delay than
+                ``max_crawl_wait`` allows before this page's turn.
+        """
+        origin = _origin(url)
+        answer = await self._answer(origin)
+        if answer.rules is None:
+            raise FetchError(
+                f"robots.txt of {origin} could not be read ({answer.reason}): "
+                "its pages are not fetched until it can be",
+                url=url,
+            )
+        if not answer.rules.can_fetch(url, self.user_agent):
+            raise FetchError(f"robots.txt of {origin} disallows this page for metwatch", url=url)
+        delay = answer.rules.crawl_delay(self.user_agent)
+        if delay:
+            await self._wait_turn(answer, float(delay), url, origin)
+
+    async def _wait_turn(self, answer: _Answer, delay: float, url: str, origin: str) -> None:
+        # A slot is reserved before waiting, so pages of one origin go out `delay`
+        # apart in the order they asked; a page whose slot is too far off is refused
+        # at once instead of holding its poll (aiolimiter can only wait).
+        now = asyncio.get_running_loop().time()
+        slot = max(now, answer.next_slot)
+        if slot - now > self._max_crawl_wait:
+            raise FetchError(
+                f"robots.txt of {origin} asks for {delay:g} s between requests: not fetched now",
+                url=url,
+            )
+        answer.next_slot = slot + delay
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    async def _answer(self, origin: str) -> _Answer:
+        answer = self._answers.get(origin)
+        if answer is not None and answer.expires > self._clock():
+            return answer
+        lock = self._reading.setdefault(origin, asyncio.Lock())
+        async with lock:
+            answer = self._answers.get(origin)
+            if answer is None or answer.expires <= self._clock():
+                answer = await self._read(origin)
+                self._keep(origin, answer)
+        return answer
+
+    async def _read(self, origin: str) -> _Answer:
+        try:
+            fetched = await self.fetcher.fetch(origin + "/robots.txt")
+        except FetchError as e:
+            if e.status is not None and 400 <= e.status < 500:
+                # No robots.txt (or none for us to read): no rules.
+                return _Answer(Protego.parse(""), "", self._clock() + ROBOTS_TTL)
+            return _Answer(None, e.message, self._clock() + UNREACHABLE_TTL)
+        text = fetched.content[:MAX_ROBOTS_BYTES].decode("utf-8", errors="replace")
+        return _Answer(Protego.parse(text), "", self._clock() + ROBOTS_TTL)
+
+    def _keep(self, origin: str, answer: _Answer) -> None:
+        self._answers.pop(origin, None)  # the newest last: the oldest is forgotten first
+        self._answers[origin] = answer
+        while len(self._answers) > self._max_origins:
+            oldest = next(iter(self._answers))
+            del self._answers[oldest]
+            self._reading.pop(oldest, None)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
