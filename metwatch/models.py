@@ -35,6 +35,7 @@ class SourceState:
     """Poll state of one source, from the store, used to build the next request."""
 
     id: str
+    #: The address polled: where the source has moved permanently, else the rules file's.
     url: str
     etag: str | None
     last_modified: str | None
@@ -57,6 +58,9 @@ class FetchResult:
     #: Seconds the server asked us to wait before the next request (Cache-Control,
     #: Expires or Retry-After), if it said anything.
     wait_hint: float | None = None
+    #: Where ``url`` has moved: the last address reached by permanent redirects
+    #: (301, 308) only, None when the first redirect was temporary or there was none.
+    moved_to: str | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -256,6 +260,8 @@ class SourceHealth:
     next_poll: datetime | None
     items_seen: int
     failing: bool
+    #: Where the source has moved permanently (polled instead of ``url``).
+    moved_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

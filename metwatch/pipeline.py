@@ -182,6 +182,8 @@ class Pipeline:
                 state.url, etag=state.etag, last_modified=state.last_modified
             )
             now = self.clock()
+            if fetched.moved_to is not None:
+                await self._moved(spec, fetched.moved_to)
             if fetched.not_modified:
                 next_poll = schedule.after_success(now, spec.interval, fetched.wait_hint)
                 return PollResult(spec.id, None, next_poll)
@@ -366,6 +368,17 @@ class Pipeline:
                 f"Source {spec.name} ({spec.id}) is failing after "
                 f"{state.error_count + 1} attempts: {e.message}"
             )
+
+    async def _moved(self, spec: SourceSpec, moved_to: str) -> None:
+        """A permanent redirect: poll the new address from now on (a redirect on
+        every poll is a request the site need not answer), and tell the admins once,
+        since only the rules file can make the move last."""
+        self.store.record_move(spec.id, moved_to)
+        log.info("source %s has moved permanently to %s", spec.id, moved_to)
+        await self._alert(
+            f"Source {spec.name} ({spec.id}) has moved permanently to {moved_to}; metwatch "
+            "polls it there now. Put the new address in the rules file."
+        )
 
     async def _alert(self, text: str) -> None:
         if self.alert_admins is not None:

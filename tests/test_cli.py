@@ -13,6 +13,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer, closed_port_url
+from tests.support.feeds import FeedItem, rss
 from watchers.article import article_from_text
 
 SEED_002 = ROOT / "seeds" / "002_e1ad28f5b1d59acf.txt"
@@ -98,9 +99,12 @@ def test_poll_once_without_network_reports_each_source(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
     feed_server.serve("/ok.xml", (ROOT / "tests" / "data" / "feeds" / "met-rss.xml").read_bytes())
+    feed_server.serve("/new-home.xml", rss([FeedItem(title="Moved", guid="m")]))
+    feed_server.redirect("/old-home.xml", "/new-home.xml", status=301)
     rules = write_rules(tmp_path, [
         {"id": "unreachable", "name": "Gone", "url": closed_port_url("/feed.xml")},
         {"id": "local", "name": "Local", "url": feed_server.url("/ok.xml")},
+        {"id": "moved", "name": "Moved", "url": feed_server.url("/old-home.xml")},
     ])  # fmt: skip
     result = metwatch("poll", "--once", cwd=tmp_path, METWATCH_RULES_PATH=str(rules))
     assert result.returncode == 0, result.stderr
@@ -109,6 +113,8 @@ def test_poll_once_without_network_reports_each_source(
     sources = metwatch("sources", cwd=tmp_path, METWATCH_RULES_PATH=str(rules))
     assert "last error (1 in a row): cannot connect" in sources.stdout
     assert "items seen: 3" in sources.stdout
+    new_home = feed_server.url("/new-home.xml")
+    assert f"moved permanently to {new_home}: update the rules file" in sources.stdout
 
 
 def test_backtest_shows_what_a_rules_change_adds_and_drops(tmp_path: Path) -> None:

@@ -153,7 +153,23 @@ def _result(url: str, response: httpx.Response, body: bytes) -> FetchResult:
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
         wait_hint=_wait_hint(response),
+        moved_to=_moved_to(response),
     )
+
+
+#: Redirects that say the resource has moved for good (RFC 9110 15.4).
+_PERMANENT = frozenset({301, 308})
+
+
+def _moved_to(response: httpx.Response) -> str | None:
+    """The last address reached from the requested one by permanent redirects only."""
+    hops = [*response.history, response]
+    moved = None
+    for redirect, reached in zip(hops, hops[1:], strict=False):
+        if redirect.status_code not in _PERMANENT:
+            break
+        moved = str(reached.url)
+    return moved
 
 
 def build_client(

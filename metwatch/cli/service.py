@@ -79,6 +79,8 @@ def sources() -> None:
             f"    last success: {_when(h.last_success)}   next poll: {_when(h.next_poll)}   "
             f"items seen: {h.items_seen}"
         )
+        if h.moved_to:
+            click.echo(f"    moved permanently to {h.moved_to}: update the rules file")
         if h.last_error:
             click.echo(f"    last error ({h.error_count} in a row): {h.last_error}")
 

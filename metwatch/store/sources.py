@@ -31,10 +31,11 @@ _SOURCES: Table = SourceRow.__table__  # type: ignore[attr-defined]
 #: How long a claimed source stays claimed if its poller dies mid-poll.
 CLAIM_LEASE = timedelta(minutes=10)
 
-#: The columns a claim hands back, in ``SourceState`` order.
+#: The columns a claim hands back, in ``SourceState`` order: a source that has
+#: moved permanently is polled at its new address.
 _STATE_COLUMNS = (
-    col(SourceRow.id), col(SourceRow.url), col(SourceRow.etag),
-    col(SourceRow.last_modified), col(SourceRow.error_count),
+    col(SourceRow.id), func.coalesce(col(SourceRow.moved_to), col(SourceRow.url)),
+    col(SourceRow.etag), col(SourceRow.last_modified), col(SourceRow.error_count),
 )  # fmt: skip
 
 #: One 304 answer: the same as ``record_success(..., modified=False, new_items=0)``.
@@ -64,7 +65,9 @@ class SourceStore(StoreBase):
                     row.enabled = False
                     continue
                 if row.url != spec.url:
-                    row.etag = row.last_modified = None
+                    # A new address from the user: its own validators, and any
+                    # move the old one made is the user's to have followed.
+                    row.etag = row.last_modified = row.moved_to = None
                 row.name, row.kind, row.url = spec.name, spec.kind, spec.url
                 row.interval, row.enabled = spec.interval, True
                 if row.next_poll_at is None:
@@ -177,7 +180,18 @@ class SourceStore(StoreBase):
             row.last_error = error
             newly = not row.failing and row.error_count >= threshold
             row.failing = row.failing or newly
+            if newly:
+                # The address it moved to may have been a site's mistake: retry at
+                # the rules file's, which redirects again if the move was real.
+                row.moved_to = None
             return newly
+
+    def record_move(self, source_id: str, moved_to: str) -> None:
+        """The source has moved permanently to ``moved_to``: poll it there from now on."""
+        with self._connection() as conn:
+            conn.execute(
+                _SOURCES.update().where(_SOURCES.c.id == source_id).values(moved_to=moved_to)
+            )
 
     def source_health(self) -> list[SourceHealth]:
         with self._session() as s:
@@ -185,7 +199,7 @@ class SourceStore(StoreBase):
             return [
                 SourceHealth(
                     r.id, r.name, r.url, aware(r.last_success_at), r.last_error, r.error_count,
-                    aware(r.next_poll_at), r.items_seen, r.failing,
+                    aware(r.next_poll_at), r.items_seen, r.failing, r.moved_to,
                 )
                 for r in rows
             ]  # fmt: skip

@@ -35,6 +35,8 @@ class SourceRow(SQLModel, table=True):
     error_count: int = 0
     failing: bool = False
     items_seen: int = 0
+    #: Where the source has moved permanently (301/308): polled instead of ``url``.
+    moved_to: str | None = None
 
 
 class ItemRow(SQLModel, table=True):

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlmodel import SQLModel
 
 from metwatch.store import SqlStore, make_engine
 from metwatch.store.engine import upgrade
+
+
+def check_migrations_build_the_schema_the_models_describe(url: str) -> None:
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.connect() as c:
+        differences = compare_metadata(MigrationContext.configure(c), SQLModel.metadata)
+    engine.dispose()
+    assert differences == []  # a model changed without a migration, or the reverse
+
+
+def test_migrations_build_the_schema_the_models_describe(db_url: str) -> None:
+    check_migrations_build_the_schema_the_models_describe(db_url)
 
 
 def test_upgrade_from_the_first_schema_keeps_data(db_url: str) -> None:

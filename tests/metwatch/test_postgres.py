@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from classifiers.rules import RuleSet
 from metwatch.models import SourceSpec
 from metwatch.store import open_store
+from tests.metwatch.test_migrations import check_migrations_build_the_schema_the_models_describe
 from tests.metwatch.test_source_batches import (
     check_batch_equals_one_by_one,
     check_claims_in_due_order,
@@ -45,6 +46,10 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_migrations_build_the_schema_the_models_describe_on_postgres(pg_url: str) -> None:
+    check_migrations_build_the_schema_the_models_describe(pg_url)
 
 
 def test_instances_never_claim_the_same_source(pg_url: str) -> None:

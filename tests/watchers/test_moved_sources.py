@@ -1,0 +1,136 @@
+"""Sources that have moved: a permanent redirect is followed once, then polled directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.views import source_line
+from classifiers.rules import load_rules
+from metwatch.pipeline import Pipeline
+from tests.rules_for_tests import write_rules
+from tests.support.feed_server import FeedServer
+from tests.support.feeds import rss
+from tests.watchers.test_polling import ITEM, _pipeline, _poll_all, client  # noqa: F401
+
+
+def _moved_to(pipeline: Pipeline) -> str | None:
+    [health] = pipeline.store.source_health()
+    return health.moved_to
+
+
+def _alerts(pipeline: Pipeline) -> list[str]:
+    alerts: list[str] = []
+
+    async def alert(text: str) -> None:
+        alerts.append(text)
+
+    pipeline.alert_admins = alert
+    return alerts
+
+
+@pytest.mark.parametrize("status", [301, 308])
+async def test_a_permanent_redirect_is_followed_once_then_polled_at_the_new_address(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+    status: int,
+) -> None:  # fmt: skip
+    feed_server.serve("/new.xml", rss([ITEM]), etag="v1")
+    feed_server.redirect("/old.xml", feed_server.url("/new.xml"), status=status)
+    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/old.xml")})
+    alerts = _alerts(pipeline)
+
+    first = await _poll_all(pipeline)
+    second = await _poll_all(pipeline)
+
+    assert len(first["news"].value.new_items) == 1  # type: ignore[union-attr]
+    assert second["news"].value is None  # 304 from the new address
+    assert feed_server.hits("/old.xml") == 1
+    assert feed_server.hits("/new.xml") == 2
+    assert feed_server.requests("/new.xml")[1].headers.get("if-none-match") == '"v1"'
+    assert _moved_to(pipeline) == feed_server.url("/new.xml")
+    assert alerts == [
+        f"Source news (news) has moved permanently to {feed_server.url('/new.xml')}; "
+        "metwatch polls it there now. Put the new address in the rules file."
+    ]
+    [health] = pipeline.store.source_health()
+    assert health.url == feed_server.url("/old.xml")  # the rules file's, as written
+    assert f"moved permanently to {feed_server.url('/new.xml')}" in source_line(health)
+
+
+@pytest.mark.parametrize("status", [302, 303, 307])
+async def test_temporary_redirects_are_followed_every_time(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+    status: int,
+) -> None:  # fmt: skip
+    feed_server.serve("/today.xml", rss([ITEM]))
+    feed_server.redirect("/feed.xml", "/today.xml", status=status)
+    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/feed.xml")})
+    alerts = _alerts(pipeline)
+
+    await _poll_all(pipeline)
+    await _poll_all(pipeline)
+
+    assert feed_server.hits("/feed.xml") == 2
+    assert _moved_to(pipeline) is None and alerts == []
+
+
+async def test_only_the_permanent_start_of_a_redirect_chain_counts(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+) -> None:  # fmt: skip
+    feed_server.redirect("/a.xml", "/b.xml", status=301)
+    feed_server.redirect("/b.xml", "/c.xml", status=302)
+    feed_server.serve("/c.xml", rss([ITEM]))
+    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/a.xml")})
+
+    await _poll_all(pipeline)
+    await _poll_all(pipeline)
+
+    assert _moved_to(pipeline) == feed_server.url("/b.xml")
+    assert [feed_server.hits(p) for p in ("/a.xml", "/b.xml", "/c.xml")] == [1, 2, 2]
+
+
+async def test_a_new_address_in_the_rules_forgets_the_move(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+) -> None:  # fmt: skip
+    feed_server.serve("/new.xml", rss([ITEM]))
+    feed_server.serve("/chosen.xml", rss([ITEM]))
+    feed_server.redirect("/old.xml", "/new.xml", status=301)
+    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/old.xml")})
+    await _poll_all(pipeline)
+    assert _moved_to(pipeline) == feed_server.url("/new.xml")
+
+    source = {"id": "news", "name": "news", "url": feed_server.url("/chosen.xml"), "interval": 300}
+    pipeline.use_rules(load_rules(write_rules(tmp_path, [source])))
+    await _poll_all(pipeline)
+
+    assert _moved_to(pipeline) is None
+    assert feed_server.hits("/chosen.xml") == 1 and feed_server.hits("/new.xml") == 1
+
+
+async def test_a_moved_source_that_starts_failing_goes_back_to_the_rules_address(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+) -> None:  # fmt: skip
+    feed_server.serve("/new.xml", rss([ITEM]))
+    feed_server.redirect("/old.xml", "/new.xml", status=301)
+    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/old.xml")})
+    alerts = _alerts(pipeline)
+    await _poll_all(pipeline)
+
+    feed_server.serve("/new.xml", "moved by mistake", status=500)
+    await _poll_all(pipeline)  # 1 failure: still at the new address
+    assert _moved_to(pipeline) == feed_server.url("/new.xml")
+    await _poll_all(pipeline)  # 2 = the threshold: failing, back to the rules address
+    assert _moved_to(pipeline) is None
+    assert feed_server.hits("/old.xml") == 1
+
+    feed_server.redirect("/old.xml", "/fixed.xml", status=302)  # the site's fix
+    feed_server.serve("/fixed.xml", rss([ITEM]))
+    await _poll_all(pipeline)
+
+    assert feed_server.hits("/old.xml") == 2 and feed_server.hits("/fixed.xml") == 1
+    assert _moved_to(pipeline) is None
+    assert [
+        next(k for k in ("moved permanently", "is failing", "recovered") if k in a) for a in alerts
+    ] == ["moved permanently", "is failing", "recovered"]
