@@ -10,8 +10,8 @@ sitemap is one its user chose.
 As RFC 9309 says: robots.txt is read through the same ``Fetcher`` (limits,
 size cap, redirects) and parsed by protego (Scrapy's parser: groups, ``*``
 and ``$`` patterns, longest match wins); a 4xx answer means no rules, so
-everything is allowed; a 5xx answer, a timeout or a network error means the
-site is unreachable, so nothing is fetched from it until the next look. An
+everything is allowed; a 429 or 5xx answer, a timeout or a network error means
+the site is unreachable, so nothing is fetched from it until the next look. An
 answer is kept per origin for a day (an unreachable one for an hour), and only
 the first ``MAX_ROBOTS_BYTES`` are read.
 
@@ -129,8 +129,9 @@ class RobotsTxt:
         try:
             fetched = await self.fetcher.fetch(origin + "/robots.txt")
         except FetchError as e:
-            if e.status is not None and 400 <= e.status < 500:
-                # No robots.txt (or none for us to read): no rules.
+            if e.status is not None and 400 <= e.status < 500 and e.status != 429:
+                # No robots.txt (or none for us to read): no rules. A 429 is the
+                # site asking for fewer requests, not an absent file.
                 return _Answer(Protego.parse(""), "", self._clock() + ROBOTS_TTL)
             return _Answer(None, e.message, self._clock() + UNREACHABLE_TTL)
         text = fetched.content[:MAX_ROBOTS_BYTES].decode("utf-8", errors="replace")

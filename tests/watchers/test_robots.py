@@ -109,15 +109,18 @@ async def test_no_robots_txt_allows_everything_and_is_read_once(
     assert feed_server.hits("/robots.txt") == 1
 
 
+@pytest.mark.parametrize("status", [503, 429])
 async def test_unreachable_robots_txt_keeps_pages_unfetched_for_an_hour(
-    feed_server: FeedServer, fetcher: Fetcher
+    feed_server: FeedServer, fetcher: Fetcher, status: int
 ) -> None:
-    _robots(feed_server, "", status=503)
+    _robots(feed_server, "", status=status)
     clock = Clock()
     robots = RobotsTxt(fetcher, UA, clock=clock)
     page = feed_server.url("/news/met")
 
-    with pytest.raises(FetchError, match=r"robots\.txt of .* could not be read \(HTTP 503\)"):
+    with pytest.raises(
+        FetchError, match=rf"robots\.txt of .* could not be read \(HTTP {status}\)"
+    ):
         await robots.ensure_allowed(page)
     clock.now += UNREACHABLE_TTL - 1
     with pytest.raises(FetchError, match="could not be read"):
