@@ -115,6 +115,15 @@ def test_poll_once_without_network_reports_each_source(
     assert "items seen: 3" in sources.stdout
     new_home = feed_server.url("/new-home.xml")
     assert f"moved permanently to {new_home}: update the rules file" in sources.stdout
+    listed = metwatch("sources", "--json", cwd=tmp_path, METWATCH_RULES_PATH=str(rules))
+    health = {h["id"]: h for h in json.loads(listed.stdout)}
+    assert health["unreachable"]["state"] == "retrying"
+    assert health["unreachable"]["last_error"].startswith("cannot connect")
+    assert health["unreachable"]["last_success"] is None
+    assert health["local"]["items_seen"] == 3 and health["local"]["errors_in_a_row"] == 0
+    assert datetime.fromisoformat(health["local"]["last_success"]).utcoffset() is not None
+    assert health["moved"]["moved_to"] == new_home
+    assert health["moved"]["url"] == feed_server.url("/old-home.xml")
 
 
 def test_backtest_shows_what_a_rules_change_adds_and_drops(tmp_path: Path) -> None:

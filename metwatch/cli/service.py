@@ -14,6 +14,7 @@ import click
 from metwatch.app import Service
 from metwatch.cli.common import RULES_OPTION, errors, settings_from_env
 from metwatch.errors import MetwatchError
+from metwatch.models import SourceHealth
 from metwatch.settings import describe
 from metwatch.store import open_store
 
@@ -65,16 +66,20 @@ async def _poll_once(service: Service) -> None:
 
 
 @click.command()
-def sources() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object a source.")
+def sources(as_json: bool) -> None:
     """Each source's health: last success, last error, next poll, items seen."""
     settings = settings_from_env()
     with errors():
         service = Service(settings)
         health = service.store.source_health()
         asyncio.run(service.close())
+    if as_json:
+        # For monitoring scripts: times in ISO 8601 (UTC), absent ones null.
+        click.echo(json.dumps([_health_json(h) for h in health], indent=2, ensure_ascii=False))
+        return
     for h in health:
-        state = "FAILING" if h.failing else ("ok" if not h.error_count else "retrying")
-        click.echo(f"{h.id}  [{state}]  {h.name}  {h.url}")
+        click.echo(f"{h.id}  [{_state(h)}]  {h.name}  {h.url}")
         click.echo(
             f"    last success: {_when(h.last_success)}   next poll: {_when(h.next_poll)}   "
             f"items seen: {h.items_seen}"
@@ -83,6 +88,21 @@ def sources() -> None:
             click.echo(f"    moved permanently to {h.moved_to}: update the rules file")
         if h.last_error:
             click.echo(f"    last error ({h.error_count} in a row): {h.last_error}")
+
+
+def _state(h: SourceHealth) -> str:
+    return "FAILING" if h.failing else ("ok" if not h.error_count else "retrying")
+
+
+def _health_json(h: SourceHealth) -> dict[str, Any]:
+    def iso(at: datetime | None) -> str | None:
+        return at.isoformat() if at is not None else None
+
+    return {
+        "id": h.id, "name": h.name, "url": h.url, "moved_to": h.moved_to, "state": _state(h),
+        "last_success": iso(h.last_success), "next_poll": iso(h.next_poll),
+        "items_seen": h.items_seen, "last_error": h.last_error, "errors_in_a_row": h.error_count,
+    }  # fmt: skip
 
 
 @click.command()
