@@ -182,9 +182,8 @@ class Pipeline:
                 state.url, etag=state.etag, last_modified=state.last_modified
             )
             now = self.clock()
-            if fetched.moved_to is not None:
-                await self._moved(spec, fetched.moved_to)
             if fetched.not_modified:
+                await self._moved(spec, fetched)
                 next_poll = schedule.after_success(now, spec.interval, fetched.wait_hint)
                 return PollResult(spec.id, None, next_poll)
             read = await self._read(spec, fetched, now)
@@ -213,6 +212,7 @@ class Pipeline:
             spec.id, len(read.items), len(outcome.new_items), len(outcome.flagged),
             extra={"event": "poll", "source": spec.id, "new": len(outcome.new_items)},
         )  # fmt: skip
+        await self._moved(spec, fetched)
         if recovered:
             await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
         return PollResult(spec.id, outcome)
@@ -369,11 +369,22 @@ class Pipeline:
                 f"{state.error_count + 1} attempts: {e.message}"
             )
 
-    async def _moved(self, spec: SourceSpec, moved_to: str) -> None:
-        """A permanent redirect: poll the new address from now on (a redirect on
-        every poll is a request the site need not answer), and tell the admins once,
-        since only the rules file can make the move last."""
-        self.store.record_move(spec.id, moved_to)
+    async def _moved(self, spec: SourceSpec, fetched: FetchResult) -> None:
+        """After a good poll through permanent redirects: poll the new address from
+        now on (a redirect on every poll is a request the site need not answer), and
+        tell the admins once, since only the rules file can make the move last.
+
+        Only after the poll succeeded: a feed redirected to a home page by mistake
+        is not a move to remember.
+        """
+        moved_to = fetched.moved_to
+        if moved_to is None:
+            return
+        if moved_to == spec.url:  # moved back to where the rules file says it is
+            self.store.record_move(spec.id, spec.url, None)
+            return
+        if not self.store.record_move(spec.id, spec.url, moved_to):
+            return  # the rules file's address changed meanwhile: its own polls decide
         log.info("source %s has moved permanently to %s", spec.id, moved_to)
         await self._alert(
             f"Source {spec.name} ({spec.id}) has moved permanently to {moved_to}; metwatch "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Table, bindparam, func, update
+from sqlalchemy import Connection, Table, bindparam, func, or_, update
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import col, select
 from sqlmodel.sql.expression import Select
@@ -180,18 +180,30 @@ class SourceStore(StoreBase):
             row.last_error = error
             newly = not row.failing and row.error_count >= threshold
             row.failing = row.failing or newly
-            if newly:
+            if row.failing:
                 # The address it moved to may have been a site's mistake: retry at
                 # the rules file's, which redirects again if the move was real.
                 row.moved_to = None
             return newly
 
-    def record_move(self, source_id: str, moved_to: str) -> None:
-        """The source has moved permanently to ``moved_to``: poll it there from now on."""
+    def record_move(self, source_id: str, url: str, moved_to: str | None) -> bool:
+        """The source at ``url`` (the rules file's address the poll was made for) has
+        moved permanently to ``moved_to`` (None: back at ``url``); it is polled there
+        from now on. False when the source's address is no longer ``url`` (the rules
+        were reloaded during the poll) or ``moved_to`` is known already: nothing new."""
         with self._connection() as conn:
-            conn.execute(
-                _SOURCES.update().where(_SOURCES.c.id == source_id).values(moved_to=moved_to)
+            changed = conn.execute(
+                _SOURCES.update()
+                .where(
+                    _SOURCES.c.id == source_id,
+                    _SOURCES.c.url == url,
+                    or_(_SOURCES.c.moved_to.is_(None), _SOURCES.c.moved_to != moved_to)
+                    if moved_to is not None
+                    else _SOURCES.c.moved_to.is_not(None),
+                )
+                .values(moved_to=moved_to)
             )
+            return bool(changed.rowcount)
 
     def source_health(self) -> list[SourceHealth]:
         with self._session() as s:

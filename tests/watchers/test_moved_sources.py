@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -9,11 +10,13 @@ import pytest
 
 from bot.views import source_line
 from classifiers.rules import load_rules
+from metwatch.models import SourceSpec
 from metwatch.pipeline import Pipeline
+from metwatch.store import open_store
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import rss
-from tests.watchers.test_polling import ITEM, _pipeline, _poll_all, client  # noqa: F401
+from tests.watchers.test_polling import ITEM, NOW, _pipeline, _poll_all, client  # noqa: F401
 
 
 def _moved_to(pipeline: Pipeline) -> str | None:
@@ -134,3 +137,65 @@ async def test_a_moved_source_that_starts_failing_goes_back_to_the_rules_address
     assert [
         next(k for k in ("moved permanently", "is failing", "recovered") if k in a) for a in alerts
     ] == ["moved permanently", "is failing", "recovered"]
+
+
+async def test_a_feed_redirected_to_a_page_by_mistake_is_not_a_move(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+) -> None:  # fmt: skip
+    feed_server.serve("/home.html", "<html><body>Welcome</body></html>", content_type="text/html")
+    feed_server.redirect("/feed.xml", "/home.html", status=301)
+    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/feed.xml")})
+    alerts = _alerts(pipeline)
+
+    for _ in range(3):  # past the failure threshold (2)
+        failed = await _poll_all(pipeline)
+        assert "not a feed: got text/html" in str(failed["news"].value)
+        assert _moved_to(pipeline) is None
+    feed_server.serve("/feed.xml", rss([ITEM]))  # the site's fix
+    fixed = await _poll_all(pipeline)
+
+    assert len(fixed["news"].value.new_items) == 1  # type: ignore[union-attr]
+    assert feed_server.hits("/feed.xml") == 4  # every poll at the rules file's address
+    assert [a.split(" ")[-1] for a in alerts] == ["text/html", "recovered."]
+
+
+async def test_a_move_back_to_the_rules_address_ends_the_move(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+) -> None:  # fmt: skip
+    feed_server.serve("/b.xml", rss([ITEM]))
+    feed_server.redirect("/a.xml", "/b.xml", status=301)
+    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/a.xml")})
+    alerts = _alerts(pipeline)
+    await _poll_all(pipeline)
+    assert _moved_to(pipeline) == feed_server.url("/b.xml")
+
+    feed_server.serve("/a.xml", rss([ITEM]))  # the site changes its mind
+    feed_server.redirect("/b.xml", "/a.xml", status=301)
+    await _poll_all(pipeline)
+    await _poll_all(pipeline)
+
+    assert _moved_to(pipeline) is None
+    assert feed_server.hits("/b.xml") == 2 and feed_server.hits("/a.xml") == 3
+    assert len(alerts) == 1  # the first move only
+
+
+def test_a_move_found_for_an_address_the_rules_no_longer_have_is_dropped(db_url: str) -> None:
+    check_a_move_found_for_an_address_the_rules_no_longer_have_is_dropped(db_url)
+
+
+def check_a_move_found_for_an_address_the_rules_no_longer_have_is_dropped(url: str) -> None:
+    store = open_store(url)
+    old = SourceSpec("news", "News", "feed", "https://old.example/feed.xml", 300)
+    store.sync_sources([old], lambda _: NOW)
+    store.sync_sources([replace(old, url="https://chosen.example/feed.xml")], lambda _: NOW)
+
+    # A poll of the old address, under way during the reload, finds a move.
+    assert not store.record_move("news", old.url, "https://new.example/feed.xml")
+
+    [health] = store.source_health()
+    assert health.moved_to is None and health.url == "https://chosen.example/feed.xml"
+    assert store.record_move("news", health.url, "https://new.example/feed.xml")
+    assert not store.record_move("news", health.url, "https://new.example/feed.xml")  # known
+    [state] = store.claim_due_sources(NOW)
+    assert state.url == "https://new.example/feed.xml"
+    store.engine.dispose()
