@@ -61,6 +61,8 @@ class FetchResult:
     #: Where ``url`` has moved: the last address reached by permanent redirects
     #: (301, 308) only, None when the first redirect was temporary or there was none.
     moved_to: str | None = None
+    #: Where a redirect points (absolute), when redirects were not followed.
+    location: str | None = None
 
     @property
     def not_modified(self) -> bool:

@@ -25,6 +25,8 @@ from metwatch.models import FetchResult
 from watchers.addresses import ensure_public
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
+#: Redirects followed for one request (RFC 9309 asks at least five for robots.txt).
+MAX_REDIRECTS = 5
 
 
 class Fetcher:
@@ -48,9 +50,13 @@ class Fetcher:
         )
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
-    ) -> FetchResult:
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+        follow_redirects: bool = True,
+    ) -> FetchResult:  # fmt: skip
         """GET ``url`` with conditional headers; 304 gives an empty FetchResult.
+
+        ``follow_redirects=False``: a redirect is returned, with its ``location``,
+        for the caller to check the next hop before it is requested.
 
         Raises:
             FetchError: network failure, timeout, non-2xx/304 status, too many
@@ -64,7 +70,7 @@ class Fetcher:
         host = urlsplit(url).netloc.lower()
         async with self._overall, self._hosts[host]:
             try:
-                return await self._get(url, headers)
+                return await self._get(url, headers, follow_redirects)
             except httpx.TimeoutException as e:
                 timeout = self.client.timeout.read or 0
                 raise FetchError(f"timed out after {timeout:g} s", url=url) from e
@@ -77,10 +83,14 @@ class Fetcher:
             except httpx.HTTPError as e:
                 raise FetchError(f"network error: {_reason(e)}", url=url) from e
 
-    async def _get(self, url: str, headers: dict[str, str]) -> FetchResult:
-        async with self.client.stream("GET", url, headers=headers) as response:
+    async def _get(self, url: str, headers: dict[str, str], follow: bool) -> FetchResult:
+        async with self.client.stream(
+            "GET", url, headers=headers, follow_redirects=follow
+        ) as response:
             if response.status_code == 304:
                 return _result(url, response, b"")
+            if response.next_request is not None:  # a redirect, not followed
+                return _result(url, response, b"", location=str(response.next_request.url))
             if response.status_code >= 400:
                 raise _status_error(url, response)
             declared = int(response.headers.get("content-length") or 0)
@@ -143,7 +153,9 @@ def _wait_hint(response: httpx.Response) -> float | None:
     return None
 
 
-def _result(url: str, response: httpx.Response, body: bytes) -> FetchResult:
+def _result(
+    url: str, response: httpx.Response, body: bytes, location: str | None = None
+) -> FetchResult:
     return FetchResult(
         url=url,
         final_url=str(response.url),
@@ -154,6 +166,7 @@ def _result(url: str, response: httpx.Response, body: bytes) -> FetchResult:
         last_modified=response.headers.get("last-modified"),
         wait_hint=_wait_hint(response),
         moved_to=_moved_to(response),
+        location=location,
     )
 
 
@@ -186,7 +199,7 @@ def build_client(
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
         follow_redirects=True,
-        max_redirects=5,
+        max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
         event_hooks=hooks,
     )

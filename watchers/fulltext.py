@@ -3,8 +3,9 @@
 Many feeds carry only a headline and a sentence, too little for the findings'
 clauses to match. For such an item (``watchers.teasers``) this fetches the
 linked page through the shared ``Fetcher`` (size cap, timeout, per-host
-limits), after refusing non-public addresses (``watchers.addresses``) and
-pages the site's robots.txt keeps metwatch from (``watchers.robots``), checks
+limits), following redirects hop by hop and refusing, at each hop, non-public
+addresses (``watchers.addresses``) and pages their site's robots.txt keeps
+metwatch from (``watchers.robots``), checks
 that it is HTML, decodes it (``watchers.pages.decode_html``) and extracts the
 main text with trafilatura, without navigation, adverts or comments.
 
@@ -23,10 +24,10 @@ import logging
 import trafilatura
 
 from metwatch.errors import FetchError
-from metwatch.models import RawEntry
+from metwatch.models import FetchResult, RawEntry
 from watchers.addresses import ensure_public
 from watchers.article import article_from_html
-from watchers.fetch import Fetcher
+from watchers.fetch import MAX_REDIRECTS, Fetcher
 from watchers.pages import decode_html
 from watchers.robots import RobotsTxt
 
@@ -73,14 +74,7 @@ async def fetch_article(
 async def _fetch_html(
     fetcher: Fetcher, url: str, allow_private: bool, max_bytes: int, robots: RobotsTxt | None
 ) -> str | None:
-    await ensure_public(url, allow_private=allow_private)
-    if robots is not None:
-        await robots.ensure_allowed(url)
-    fetched = await fetcher.fetch(url)
-    if fetched.final_url != url:
-        # The client followed redirects without asking us; at least never use
-        # what an internal address answered.
-        await ensure_public(fetched.final_url, allow_private=allow_private)
+    fetched = await _fetch_page(fetcher, url, allow_private, robots)
     # The fetcher's cap bounds memory; this one lets article pages be held to less.
     if len(fetched.content) > max_bytes:
         raise FetchError(
@@ -91,6 +85,24 @@ async def _fetch_html(
         log.debug("no full text for %s: content type %r is not HTML", url, media_type or None)
         return None
     return await asyncio.to_thread(decode_html, fetched.content, fetched.content_type)
+
+
+async def _fetch_page(
+    fetcher: Fetcher, url: str, allow_private: bool, robots: RobotsTxt | None
+) -> FetchResult:
+    """GET ``url``, following redirects hop by hop: each hop must be a public address
+    and allowed by its own site's robots.txt before it is requested (links often go
+    through a tracker or an aggregator to the publisher)."""
+    link = url
+    for _ in range(MAX_REDIRECTS + 1):
+        await ensure_public(url, allow_private=allow_private)
+        if robots is not None:
+            await robots.ensure_allowed(url)
+        fetched = await fetcher.fetch(url, follow_redirects=False)
+        if fetched.location is None:
+            return fetched
+        url = fetched.location
+    raise FetchError("too many redirects (a redirect loop?)", url=link)
 
 
 def _main_text(page: str) -> str:

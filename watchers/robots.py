@@ -12,16 +12,21 @@ size cap, redirects) and parsed by protego (Scrapy's parser: groups, ``*``
 and ``$`` patterns, longest match wins); a 4xx answer means no rules, so
 everything is allowed; a 429 or 5xx answer, a timeout or a network error means
 the site is unreachable, so nothing is fetched from it until the next look. An
-answer is kept per origin for a day (an unreachable one for an hour), and only
-the first ``MAX_ROBOTS_BYTES`` are read.
+answer is kept per origin for a day (an unreachable one for an hour); the
+first ``MAX_ROBOTS_BYTES`` are parsed (a file over the fetcher's size cap
+counts as unreachable). Groups are matched on metwatch's product token (the
+User-Agent up to its first "/"), not on words elsewhere in the header.
 
-What it does not do: look again after a redirect (the link's own origin
-decides), or keep anything across restarts.
+Each hop of a redirect is checked against its own site's robots.txt by the
+caller (``watchers.fulltext``). What it does not do: keep anything across
+restarts, or space requests across several metwatch instances (Crawl-delay
+slots are per process).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,7 +73,8 @@ class RobotsTxt:
         max_crawl_wait: float = MAX_CRAWL_WAIT,
     ) -> None:
         self.fetcher = fetcher
-        self.user_agent = user_agent
+        #: What robots.txt groups are matched on: "metwatch" of "metwatch/1.4 (+https://…)".
+        self.user_agent = _product_token(user_agent)
         self._clock = clock
         self._max_origins = max_origins
         self._max_crawl_wait = max_crawl_wait
@@ -134,11 +140,16 @@ class RobotsTxt:
                 # site asking for fewer requests, not an absent file.
                 return _Answer(Protego.parse(""), "", self._clock() + ROBOTS_TTL)
             return _Answer(None, e.message, self._clock() + UNREACHABLE_TTL)
-        text = fetched.content[:MAX_ROBOTS_BYTES].decode("utf-8", errors="replace")
+        # utf-8-sig: files saved by some editors start with a byte-order mark, which
+        # would otherwise hide the first line (often the first User-agent).
+        text = fetched.content[:MAX_ROBOTS_BYTES].decode("utf-8-sig", errors="replace")
         return _Answer(Protego.parse(text), "", self._clock() + ROBOTS_TTL)
 
     def _keep(self, origin: str, answer: _Answer) -> None:
-        self._answers.pop(origin, None)  # the newest last: the oldest is forgotten first
+        if (before := self._answers.pop(origin, None)) is not None:
+            # A re-read does not reset the spacing: the last page's turn still counts.
+            answer.next_slot = before.next_slot
+        # The newest last: the oldest is forgotten first.
         self._answers[origin] = answer
         while len(self._answers) > self._max_origins:
             oldest = next(iter(self._answers))
@@ -147,5 +158,15 @@ class RobotsTxt:
 
 
 def _origin(url: str) -> str:
+    """scheme://host[:port], without any user:password a link may carry."""
     parts = urlsplit(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme.lower()}://{host}{port}"
+
+
+def _product_token(user_agent: str) -> str:
+    found = re.match(r"[^\s/]+", user_agent.strip())
+    return found.group(0) if found else user_agent

@@ -56,6 +56,20 @@ def _teaser_feed(server: FeedServer, folder: Path) -> Path:
     return write_rules(folder, [source])
 
 
+async def _full_text(fetcher: Fetcher, robots: RobotsTxt, url: str) -> str | None:
+    return await fetch_full_text(fetcher, url, allow_private=True, max_bytes=CAP, robots=robots)
+
+
+async def _check(
+    robots: RobotsTxt, server: FeedServer, *, allowed: list[str], refused: list[str]
+) -> None:
+    for path in allowed:
+        await robots.ensure_allowed(server.url(path))
+    for path in refused:
+        with pytest.raises(FetchError, match="disallows this page for metwatch"):
+            await robots.ensure_allowed(server.url(path))
+
+
 def _robots(server: FeedServer, text: str, **kwargs: object) -> None:
     server.serve("/robots.txt", text, content_type="text/plain", **kwargs)  # type: ignore[arg-type]
 
@@ -70,10 +84,8 @@ async def test_disallowed_page_is_refused_and_never_fetched(
 
     with pytest.raises(FetchError, match=r"robots\.txt of http://127\.0\.0\.1:\d+ disallows "
                                          r"this page for metwatch"):  # fmt: skip
-        await fetch_full_text(fetcher, feed_server.url("/articles/met"), allow_private=True,
-                              max_bytes=CAP, robots=robots)  # fmt: skip
-    text = await fetch_full_text(fetcher, feed_server.url("/news/met"), allow_private=True,
-                                 max_bytes=CAP, robots=robots)  # fmt: skip
+        await _full_text(fetcher, robots, feed_server.url("/articles/met"))
+    text = await _full_text(fetcher, robots, feed_server.url("/news/met"))
 
     assert text is not None and "announced in advance" in text
     assert feed_server.hits("/articles/met") == 0
@@ -165,11 +177,9 @@ async def test_redirected_robots_txt_is_followed(
     feed_server.redirect("/robots.txt", "/static/robots.txt")
     feed_server.serve("/static/robots.txt", "User-agent: *\nDisallow: /private/\n",
                       content_type="text/plain")  # fmt: skip
-    robots = RobotsTxt(fetcher, UA)
 
-    await robots.ensure_allowed(feed_server.url("/news/met"))
-    with pytest.raises(FetchError, match="disallows"):
-        await robots.ensure_allowed(feed_server.url("/private/met"))
+    await _check(RobotsTxt(fetcher, UA), feed_server, allowed=["/news/met"],
+                 refused=["/private/met"])  # fmt: skip
 
 
 async def test_crawl_delay_spaces_pages_and_refuses_a_turn_too_far_off(
@@ -248,3 +258,84 @@ async def test_service_obeys_robots_txt_unless_turned_off(
 
     assert feed_server.hits("/articles/teaser") == article_hits
     assert feed_server.hits("/robots.txt") == 1 - article_hits
+
+
+async def test_each_redirect_hop_is_checked_against_its_own_sites_robots_txt(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    with FeedServer() as publisher:
+        _robots(publisher, "User-agent: *\nDisallow: /paywalled/\n")
+        publisher.serve("/paywalled/met", ARTICLE_HTML, content_type="text/html")
+        publisher.serve("/news/met", ARTICLE_HTML, content_type="text/html")
+        # A tracker on another site sends readers on to the publisher.
+        feed_server.redirect("/click/1", publisher.url("/paywalled/met"), status=302)
+        feed_server.redirect("/click/2", publisher.url("/news/met"), status=302)
+        robots = RobotsTxt(fetcher, UA)
+
+        with pytest.raises(FetchError, match=rf"robots\.txt of {publisher.base_url} disallows"):
+            await _full_text(fetcher, robots, feed_server.url("/click/1"))
+        text = await _full_text(fetcher, robots, feed_server.url("/click/2"))
+
+        assert text is not None and "announced in advance" in text
+        assert publisher.hits("/paywalled/met") == 0
+        assert publisher.hits("/robots.txt") == 1 and feed_server.hits("/robots.txt") == 1
+
+
+async def test_a_redirect_loop_between_article_pages_is_cut(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    feed_server.redirect("/a", "/b")
+    feed_server.redirect("/b", "/a")
+
+    with pytest.raises(FetchError, match=r"too many redirects \(a redirect loop\?\)"):
+        await fetch_full_text(fetcher, feed_server.url("/a"), allow_private=True, max_bytes=CAP,
+                              robots=RobotsTxt(fetcher, UA))  # fmt: skip
+    assert feed_server.hits("/a") + feed_server.hits("/b") == 6  # the link and 5 redirects
+
+
+async def test_a_byte_order_mark_does_not_hide_the_first_group(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    _robots(feed_server, "\ufeffUser-agent: *\nDisallow: /\n")
+
+    with pytest.raises(FetchError, match="disallows"):
+        await RobotsTxt(fetcher, UA).ensure_allowed(feed_server.url("/news/met"))
+
+
+async def test_groups_match_the_product_token_not_words_in_the_comment(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    # The default User-Agent names github.com in its comment: that group is not ours.
+    _robots(
+        feed_server, "User-agent: github\nDisallow: /\n\nUser-agent: metwatch\nDisallow: /x/\n"
+    )
+
+    await _check(RobotsTxt(fetcher, UA), feed_server, allowed=["/news/met"], refused=["/x/met"])
+
+
+async def test_a_re_read_keeps_the_crawl_delay_spacing(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    _robots(feed_server, "User-agent: *\nCrawl-delay: 1\n")
+    clock = Clock()
+    robots = RobotsTxt(fetcher, UA, clock=clock)
+    loop = asyncio.get_running_loop()
+    await robots.ensure_allowed(feed_server.url("/news/1"))
+    first = loop.time()
+
+    clock.now += ROBOTS_TTL + 1  # the day is over: robots.txt is read again
+    await robots.ensure_allowed(feed_server.url("/news/2"))
+
+    assert feed_server.hits("/robots.txt") == 2
+    assert loop.time() - first >= 0.95
+
+
+async def test_credentials_in_a_link_are_not_sent_for_robots_txt(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    link = feed_server.url("/news/met").replace("http://", "http://reader:s3cret@")
+
+    await RobotsTxt(fetcher, UA).ensure_allowed(link)
+
+    [request] = feed_server.requests("/robots.txt")
+    assert "authorization" not in request.headers
