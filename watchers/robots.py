@@ -11,8 +11,10 @@ As RFC 9309 says: robots.txt is read through the same ``Fetcher`` (limits,
 size cap, redirects) and parsed by protego (Scrapy's parser: groups, ``*``
 and ``$`` patterns, longest match wins); a 4xx answer means no rules, so
 everything is allowed; a 429 or 5xx answer, a timeout or a network error means
-the site is unreachable, so nothing is fetched from it until the next look. An
-answer is kept per origin for a day (an unreachable one for an hour); the
+the site is unreachable, so nothing is fetched from it until the next look (a
+site whose robots.txt was read before keeps its last rules meanwhile, as the
+RFC allows). An answer is kept per origin for a day (an unreachable one for an
+hour); the
 first ``MAX_ROBOTS_BYTES`` are parsed (a file over the fetcher's size cap
 counts as unreachable). Groups are matched on metwatch's product token (the
 User-Agent up to its first "/"), not on words elsewhere in the header.
@@ -149,6 +151,10 @@ class RobotsTxt:
         if (before := self._answers.pop(origin, None)) is not None:
             # A re-read does not reset the spacing: the last page's turn still counts.
             answer.next_slot = before.next_slot
+            if answer.rules is None and before.rules is not None:
+                # Unreachable now, read before: RFC 9309 lets the last rules stand
+                # (no page of a known site is refused for a blip); look again later.
+                answer.rules, answer.reason = before.rules, ""
         # The newest last: the oldest is forgotten first.
         self._answers[origin] = answer
         while len(self._answers) > self._max_origins:

@@ -339,3 +339,21 @@ async def test_credentials_in_a_link_are_not_sent_for_robots_txt(
 
     [request] = feed_server.requests("/robots.txt")
     assert "authorization" not in request.headers
+
+
+async def test_a_known_sites_last_rules_stand_while_its_robots_txt_is_unreachable(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    _robots(feed_server, "User-agent: *\nDisallow: /x/\n")
+    clock = Clock()
+    robots = RobotsTxt(fetcher, UA, clock=clock)
+    await _check(robots, feed_server, allowed=["/news/1"], refused=["/x/1"])
+
+    _robots(feed_server, "", status=503)
+    clock.now += ROBOTS_TTL + 1
+    await _check(robots, feed_server, allowed=["/news/2"], refused=["/x/2"])  # the last rules
+
+    _robots(feed_server, "User-agent: *\nDisallow: /news/\n")
+    clock.now += UNREACHABLE_TTL + 1  # looked at again an hour later
+    await _check(robots, feed_server, allowed=["/x/3"], refused=["/news/3"])
+    assert feed_server.hits("/robots.txt") == 3
