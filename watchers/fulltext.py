@@ -98,7 +98,12 @@ async def _fetch_page(
         await ensure_public(url, allow_private=allow_private)
         if robots is not None:
             await robots.ensure_allowed(url)
-        fetched = await fetcher.fetch(url, follow_redirects=False)
+        try:
+            fetched = await fetcher.fetch(url, follow_redirects=False)
+        except FetchError as e:
+            if robots is not None and e.status in (429, 503):
+                robots.hold(url, e.retry_after)  # the site's next pages wait as it asked
+            raise
         if fetched.location is None:
             return fetched
         url = fetched.location

@@ -19,6 +19,10 @@ first ``MAX_ROBOTS_BYTES`` are parsed (a file over the fetcher's size cap
 counts as unreachable). Groups are matched on metwatch's product token (the
 User-Agent up to its first "/"), not on words elsewhere in the header.
 
+An article page answered with 429 or 503 holds the site's next pages for its
+Retry-After (a minute when it names none): they wait for it, or are not
+fetched when that is more than ``MAX_CRAWL_WAIT`` away.
+
 Each hop of a redirect is checked against its own site's robots.txt by the
 caller (``watchers.fulltext``). What it does not do: keep anything across
 restarts, or space requests across several metwatch instances (Crawl-delay
@@ -49,6 +53,10 @@ MAX_ROBOTS_BYTES = 500 * 1024
 MAX_CRAWL_WAIT = 30.0
 #: Origins whose answers are kept (the oldest is forgotten first).
 MAX_ORIGINS = 2000
+#: How long a site that answers an article page with 429 or 503 and no Retry-After is
+#: left alone; and the longest Retry-After honoured (a longer one counts as this).
+DEFAULT_HOLD = 60.0
+MAX_HOLD = 24 * 3600.0
 
 
 @dataclass(slots=True)
@@ -60,10 +68,14 @@ class _Answer:
     expires: float
     #: Earliest time (loop clock) the next page of this origin may be fetched.
     next_slot: float = 0.0
+    #: Until when (loop clock) the site asked for no requests (429/503), and its words.
+    held_until: float = 0.0
+    held_for: str = ""
 
 
 class RobotsTxt:
-    """Each origin's robots.txt, read once a day; one per process."""
+    """Each origin's robots.txt, read once a day, and how long each site asked
+    metwatch to wait; one per process."""
 
     def __init__(
         self,
@@ -89,8 +101,8 @@ class RobotsTxt:
 
         Raises:
             FetchError: robots.txt disallows ``url`` for metwatch, could not be
-                read (5xx, timeout, network), or asks for a longer delay than
-                ``max_crawl_wait`` allows before this page's turn.
+                read (5xx, timeout, network), or this page's turn (Crawl-delay, or
+                the site's Retry-After) is more than ``max_crawl_wait`` away.
         """
         origin = _origin(url)
         answer = await self._answer(origin)
@@ -102,21 +114,34 @@ class RobotsTxt:
             )
         if not answer.rules.can_fetch(url, self.user_agent):
             raise FetchError(f"robots.txt of {origin} disallows this page for metwatch", url=url)
-        delay = answer.rules.crawl_delay(self.user_agent)
-        if delay:
-            await self._wait_turn(answer, float(delay), url, origin)
+        delay = float(answer.rules.crawl_delay(self.user_agent) or 0)
+        if delay or answer.held_until:
+            await self._wait_turn(answer, delay, url, origin)
+
+    def hold(self, url: str, retry_after: float | None) -> None:
+        """The site answered a page of ``url``'s origin with 429 or 503: fetch no page
+        of it for ``retry_after`` seconds (``DEFAULT_HOLD`` when it named none)."""
+        answer = self._answers.get(_origin(url))
+        if answer is None:
+            return
+        seconds = min(MAX_HOLD, DEFAULT_HOLD if retry_after is None else retry_after)
+        until = asyncio.get_running_loop().time() + seconds
+        if until > answer.held_until:
+            answer.held_until, answer.held_for = until, f"asked to retry after {seconds:g} s"
 
     async def _wait_turn(self, answer: _Answer, delay: float, url: str, origin: str) -> None:
         # A slot is reserved before waiting, so pages of one origin go out `delay`
         # apart in the order they asked; a page whose slot is too far off is refused
         # at once instead of holding its poll (aiolimiter can only wait).
         now = asyncio.get_running_loop().time()
-        slot = max(now, answer.next_slot)
+        slot = max(now, answer.next_slot, answer.held_until)
         if slot - now > self._max_crawl_wait:
-            raise FetchError(
-                f"robots.txt of {origin} asks for {delay:g} s between requests: not fetched now",
-                url=url,
+            why = (
+                f"{origin} {answer.held_for}"
+                if answer.held_until > now
+                else f"robots.txt of {origin} asks for {delay:g} s between requests"
             )
+            raise FetchError(f"{why}: not fetched now", url=url)
         answer.next_slot = slot + delay
         if slot > now:
             await asyncio.sleep(slot - now)
@@ -151,6 +176,7 @@ class RobotsTxt:
         if (before := self._answers.pop(origin, None)) is not None:
             # A re-read does not reset the spacing: the last page's turn still counts.
             answer.next_slot = before.next_slot
+            answer.held_until, answer.held_for = before.held_until, before.held_for
             if answer.rules is None and before.rules is not None:
                 # Unreachable now, read before: RFC 9309 lets the last rules stand
                 # (no page of a known site is refused for a blip); look again later.

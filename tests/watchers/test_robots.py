@@ -23,7 +23,7 @@ from tests.support.feeds import FeedItem, rss
 from tests.watchers.test_fulltext import ARTICLE_HTML
 from watchers.fetch import Fetcher
 from watchers.fulltext import fetch_full_text
-from watchers.robots import ROBOTS_TTL, UNREACHABLE_TTL, RobotsTxt
+from watchers.robots import MAX_CRAWL_WAIT, ROBOTS_TTL, UNREACHABLE_TTL, RobotsTxt
 
 UA = "metwatch/1.4.0 (+https://github.com/metwatch/metwatch)"
 CAP = 1_000_000
@@ -357,3 +357,32 @@ async def test_a_known_sites_last_rules_stand_while_its_robots_txt_is_unreachabl
     clock.now += UNREACHABLE_TTL + 1  # looked at again an hour later
     await _check(robots, feed_server, allowed=["/x/3"], refused=["/news/3"])
     assert feed_server.hits("/robots.txt") == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "held_for"), [(429, "120", 120), (429, "1", 1), (503, None, 60)]
+)
+async def test_a_429_or_503_on_an_article_page_holds_the_sites_next_pages(
+    feed_server: FeedServer, fetcher: Fetcher, status: int, retry_after: str | None,
+    held_for: int,
+) -> None:  # fmt: skip
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    feed_server.serve("/busy", "slow down", status=status, headers=headers,
+                      content_type="text/plain")  # fmt: skip
+    feed_server.serve("/next", ARTICLE_HTML, content_type="text/html")
+    robots = RobotsTxt(fetcher, UA)
+    loop = asyncio.get_running_loop()
+
+    with pytest.raises(FetchError, match=rf"HTTP {status}"):
+        await _full_text(fetcher, robots, feed_server.url("/busy"))
+    asked = loop.time()
+    if held_for <= MAX_CRAWL_WAIT:  # within the wait a page may have for its turn
+        assert await _full_text(fetcher, robots, feed_server.url("/next"))
+        assert loop.time() - asked >= held_for - 0.05
+        assert feed_server.hits("/next") == 1
+    else:
+        with pytest.raises(FetchError, match=rf"127\.0\.0\.1:\d+ asked to retry after "
+                                             rf"{held_for} s: not fetched now"):  # fmt: skip
+            await _full_text(fetcher, robots, feed_server.url("/next"))
+        assert loop.time() - asked < 5  # refused at once, not after a wait
+        assert feed_server.hits("/next") == 0
