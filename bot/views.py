@@ -122,9 +122,8 @@ def search_results(words: Sequence[str], items: Sequence[FoundItem]) -> str:
 
 
 def source_line(h: SourceHealth) -> str:
-    state = "FAILING" if h.failing else ("ok" if h.error_count == 0 else "retrying")
     last = f"{h.last_success:%d %b %H:%M}" if h.last_success else "never"
-    line = f"• {esc(h.name)} (<code>{esc(h.id)}</code>): {state}, last success {last}"
+    line = f"• {esc(h.name)} (<code>{esc(h.id)}</code>): {h.state}, last success {last}"
     if h.moved_to:
         line += f", moved permanently to {esc(h.moved_to)}"
     if h.error_count:

@@ -30,8 +30,8 @@ from metwatch.rules_reload import RulesReloader
 from metwatch.settings import Settings
 from metwatch.store import SqlStore, open_store
 from metwatch.workers import WorkerPool, in_thread
+from watchers.crawl_policy import CrawlPolicy
 from watchers.fetch import Fetcher, build_client
-from watchers.robots import RobotsTxt
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Service:
             allow_private=settings.allow_private_addresses,
             fulltext_min_chars=settings.fulltext_min_chars,
             document_fetcher=self.document_fetcher, cluster_policy=cluster_policy(settings),
-            robots=(RobotsTxt(self.document_fetcher, settings.user_agent)
+            crawl_policy=(CrawlPolicy(self.document_fetcher, settings.user_agent)
                     if settings.obey_robots_txt else None),
         )  # fmt: skip
         self.deliverer = Deliverer(self.store, self.notifier, clock=self.clock, tz=settings.zone)

@@ -265,6 +265,11 @@ class SourceHealth:
     #: Where the source has moved permanently (polled instead of ``url``).
     moved_to: str | None = None
 
+    @property
+    def state(self) -> str:
+        """FAILING past the failure threshold, retrying after an error, else ok."""
+        return "FAILING" if self.failing else ("retrying" if self.error_count else "ok")
+
 
 @dataclass(frozen=True, slots=True)
 class NewItem:

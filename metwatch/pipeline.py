@@ -53,12 +53,12 @@ from metwatch.store import SqlStore
 from metwatch.workers import Offload, WorkerDied, in_thread
 from watchers import schedule
 from watchers.addresses import ensure_public
+from watchers.crawl_policy import CrawlPolicy
 from watchers.fastparse import FeedParser, parser_died
 from watchers.fetch import Fetcher
 from watchers.fulltext import fetch_article, fetch_full_text
 from watchers.normalise import normalise, normalise_unicode
 from watchers.pages import links_from_listing
-from watchers.robots import RobotsTxt
 from watchers.sitemaps import parse_sitemap
 from watchers.teasers import Teaser
 
@@ -108,7 +108,7 @@ class Pipeline:
         document_fetcher: Fetcher | None = None,
         feed_parser: FeedParser | None = None,
         offload: Offload = in_thread,
-        robots: RobotsTxt | None = None,
+        crawl_policy: CrawlPolicy | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
@@ -123,8 +123,8 @@ class Pipeline:
         self.allow_private = allow_private
         #: New items with less text than this get their article page; 0 = never.
         self.fulltext_min_chars = fulltext_min_chars
-        #: Article pages are fetched only where robots.txt allows; None: not asked.
-        self.robots = robots
+        #: robots.txt, Crawl-delay and sites' Retry-After for article pages; None: not asked.
+        self.crawl_policy = crawl_policy
         self.last_tick: datetime | None = None
         self._store_lock = asyncio.Lock()
         #: Which parser reads each source's bodies (feedparser, or the fast one
@@ -296,11 +296,11 @@ class Pipeline:
             if teaser.titled:
                 body = await fetch_full_text(
                     self.document_fetcher, link, allow_private=private, max_bytes=cap,
-                    robots=self.robots,
+                    policy=self.crawl_policy,
                 )  # fmt: skip
             elif page := await fetch_article(
                 self.document_fetcher, link, allow_private=private, max_bytes=cap,
-                robots=self.robots,
+                policy=self.crawl_policy,
             ):  # fmt: skip
                 # A plain sitemap gives links only: the page has the headline.
                 title, body = normalise_unicode(page.title) or title, page.content

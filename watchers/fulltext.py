@@ -5,7 +5,7 @@ clauses to match. For such an item (``watchers.teasers``) this fetches the
 linked page through the shared ``Fetcher`` (size cap, timeout, per-host
 limits), following redirects hop by hop and refusing, at each hop, non-public
 addresses (``watchers.addresses``) and pages their site's robots.txt keeps
-metwatch from (``watchers.robots``), checks
+metwatch from (``watchers.crawl_policy``), checks
 that it is HTML, decodes it (``watchers.pages.decode_html``) and extracts the
 main text with trafilatura, without navigation, adverts or comments.
 
@@ -27,9 +27,9 @@ from metwatch.errors import FetchError
 from metwatch.models import FetchResult, RawEntry
 from watchers.addresses import ensure_public
 from watchers.article import article_from_html
+from watchers.crawl_policy import CrawlPolicy
 from watchers.fetch import MAX_REDIRECTS, Fetcher
 from watchers.pages import decode_html
-from watchers.robots import RobotsTxt
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +38,16 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 async def fetch_full_text(
     fetcher: Fetcher, url: str, *, allow_private: bool, max_bytes: int,
-    robots: RobotsTxt | None = None,
+    policy: CrawlPolicy | None = None,
 ) -> str | None:  # fmt: skip
     """Main text of the article page at ``url``; None when it is not HTML or has none.
 
     Raises:
-        FetchError: the address is refused, ``robots`` keeps metwatch from the
+        FetchError: the address is refused, ``policy`` keeps metwatch from the
             page, the fetch fails, or the page is larger than ``max_bytes`` (or
             the fetcher's own cap).
     """
-    page = await _fetch_html(fetcher, url, allow_private, max_bytes, robots)
+    page = await _fetch_html(fetcher, url, allow_private, max_bytes, policy)
     if page is None:
         return None
     # Extraction parses the whole page: keep it off the event loop.
@@ -56,7 +56,7 @@ async def fetch_full_text(
 
 async def fetch_article(
     fetcher: Fetcher, url: str, *, allow_private: bool, max_bytes: int,
-    robots: RobotsTxt | None = None,
+    policy: CrawlPolicy | None = None,
 ) -> RawEntry | None:  # fmt: skip
     """Title and main text of the page at ``url``, for links that come without a
     title (a plain sitemap); None when it is not HTML or has no main text.
@@ -64,7 +64,7 @@ async def fetch_article(
     Raises:
         FetchError: as ``fetch_full_text``.
     """
-    page = await _fetch_html(fetcher, url, allow_private, max_bytes, robots)
+    page = await _fetch_html(fetcher, url, allow_private, max_bytes, policy)
     if page is None:
         return None
     entry = await asyncio.to_thread(article_from_html, page, link=url)
@@ -72,9 +72,9 @@ async def fetch_article(
 
 
 async def _fetch_html(
-    fetcher: Fetcher, url: str, allow_private: bool, max_bytes: int, robots: RobotsTxt | None
+    fetcher: Fetcher, url: str, allow_private: bool, max_bytes: int, policy: CrawlPolicy | None
 ) -> str | None:
-    fetched = await _fetch_page(fetcher, url, allow_private, robots)
+    fetched = await _fetch_page(fetcher, url, allow_private, policy)
     # The fetcher's cap bounds memory; this one lets article pages be held to less.
     if len(fetched.content) > max_bytes:
         raise FetchError(
@@ -88,7 +88,7 @@ async def _fetch_html(
 
 
 async def _fetch_page(
-    fetcher: Fetcher, url: str, allow_private: bool, robots: RobotsTxt | None
+    fetcher: Fetcher, url: str, allow_private: bool, policy: CrawlPolicy | None
 ) -> FetchResult:
     """GET ``url``, following redirects hop by hop: each hop must be a public address
     and allowed by its own site's robots.txt before it is requested (links often go
@@ -96,13 +96,13 @@ async def _fetch_page(
     link = url
     for _ in range(MAX_REDIRECTS + 1):
         await ensure_public(url, allow_private=allow_private)
-        if robots is not None:
-            await robots.ensure_allowed(url)
+        if policy is not None:
+            await policy.ensure_allowed(url)
         try:
             fetched = await fetcher.fetch(url, follow_redirects=False)
         except FetchError as e:
-            if robots is not None and e.status in (429, 503):
-                robots.hold(url, e.retry_after)  # the site's next pages wait as it asked
+            if policy is not None and e.status in (429, 503):
+                policy.hold(url, e.retry_after)  # the site's next pages wait as it asked
             raise
         if fetched.location is None:
             return fetched

@@ -79,7 +79,7 @@ def sources(as_json: bool) -> None:
         click.echo(json.dumps([_health_json(h) for h in health], indent=2, ensure_ascii=False))
         return
     for h in health:
-        click.echo(f"{h.id}  [{_state(h)}]  {h.name}  {h.url}")
+        click.echo(f"{h.id}  [{h.state}]  {h.name}  {h.url}")
         click.echo(
             f"    last success: {_when(h.last_success)}   next poll: {_when(h.next_poll)}   "
             f"items seen: {h.items_seen}"
@@ -90,16 +90,12 @@ def sources(as_json: bool) -> None:
             click.echo(f"    last error ({h.error_count} in a row): {h.last_error}")
 
 
-def _state(h: SourceHealth) -> str:
-    return "FAILING" if h.failing else ("ok" if not h.error_count else "retrying")
-
-
 def _health_json(h: SourceHealth) -> dict[str, Any]:
     def iso(at: datetime | None) -> str | None:
         return at.isoformat() if at is not None else None
 
     return {
-        "id": h.id, "name": h.name, "url": h.url, "moved_to": h.moved_to, "state": _state(h),
+        "id": h.id, "name": h.name, "url": h.url, "moved_to": h.moved_to, "state": h.state,
         "last_success": iso(h.last_success), "next_poll": iso(h.next_poll),
         "items_seen": h.items_seen, "last_error": h.last_error, "errors_in_a_row": h.error_count,
     }  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Table, bindparam, func, or_, update
+from sqlalchemy import Connection, Table, bindparam, func, update
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import col, select
 from sqlmodel.sql.expression import Select
@@ -197,9 +197,7 @@ class SourceStore(StoreBase):
                 .where(
                     _SOURCES.c.id == source_id,
                     _SOURCES.c.url == url,
-                    or_(_SOURCES.c.moved_to.is_(None), _SOURCES.c.moved_to != moved_to)
-                    if moved_to is not None
-                    else _SOURCES.c.moved_to.is_not(None),
+                    _SOURCES.c.moved_to.is_distinct_from(moved_to),
                 )
                 .values(moved_to=moved_to)
             )

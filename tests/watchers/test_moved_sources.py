@@ -34,6 +34,19 @@ def _alerts(pipeline: Pipeline) -> list[str]:
     return alerts
 
 
+async def _moved_once(
+    folder: Path, db_url: str, server: FeedServer, http: httpx.AsyncClient, old: str, new: str
+) -> tuple[Pipeline, list[str]]:
+    """A source at ``old`` that has moved to ``new`` (301), polled once; its alerts."""
+    server.serve(new, rss([ITEM]))
+    server.redirect(old, new, status=301)
+    pipeline = _pipeline(folder, db_url, http, {"news": server.url(old)})
+    alerts = _alerts(pipeline)
+    await _poll_all(pipeline)
+    assert _moved_to(pipeline) == server.url(new)
+    return pipeline, alerts
+
+
 @pytest.mark.parametrize("status", [301, 308])
 async def test_a_permanent_redirect_is_followed_once_then_polled_at_the_new_address(
     tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
@@ -97,12 +110,8 @@ async def test_only_the_permanent_start_of_a_redirect_chain_counts(
 async def test_a_new_address_in_the_rules_forgets_the_move(
     tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
 ) -> None:  # fmt: skip
-    feed_server.serve("/new.xml", rss([ITEM]))
     feed_server.serve("/chosen.xml", rss([ITEM]))
-    feed_server.redirect("/old.xml", "/new.xml", status=301)
-    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/old.xml")})
-    await _poll_all(pipeline)
-    assert _moved_to(pipeline) == feed_server.url("/new.xml")
+    pipeline, _ = await _moved_once(tmp_path, db_url, feed_server, client, "/old.xml", "/new.xml")
 
     source = {"id": "news", "name": "news", "url": feed_server.url("/chosen.xml"), "interval": 300}
     pipeline.use_rules(load_rules(write_rules(tmp_path, [source])))
@@ -115,11 +124,9 @@ async def test_a_new_address_in_the_rules_forgets_the_move(
 async def test_a_moved_source_that_starts_failing_goes_back_to_the_rules_address(
     tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
 ) -> None:  # fmt: skip
-    feed_server.serve("/new.xml", rss([ITEM]))
-    feed_server.redirect("/old.xml", "/new.xml", status=301)
-    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/old.xml")})
-    alerts = _alerts(pipeline)
-    await _poll_all(pipeline)
+    pipeline, alerts = await _moved_once(
+        tmp_path, db_url, feed_server, client, "/old.xml", "/new.xml"
+    )
 
     feed_server.serve("/new.xml", "moved by mistake", status=500)
     await _poll_all(pipeline)  # 1 failure: still at the new address
@@ -162,12 +169,7 @@ async def test_a_feed_redirected_to_a_page_by_mistake_is_not_a_move(
 async def test_a_move_back_to_the_rules_address_ends_the_move(
     tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
 ) -> None:  # fmt: skip
-    feed_server.serve("/b.xml", rss([ITEM]))
-    feed_server.redirect("/a.xml", "/b.xml", status=301)
-    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/a.xml")})
-    alerts = _alerts(pipeline)
-    await _poll_all(pipeline)
-    assert _moved_to(pipeline) == feed_server.url("/b.xml")
+    pipeline, alerts = await _moved_once(tmp_path, db_url, feed_server, client, "/a.xml", "/b.xml")
 
     feed_server.serve("/a.xml", rss([ITEM]))  # the site changes its mind
     feed_server.redirect("/b.xml", "/a.xml", status=301)

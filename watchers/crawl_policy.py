@@ -1,4 +1,5 @@
-"""robots.txt for the pages metwatch finds by itself (RFC 9309).
+"""How metwatch crawls the pages it finds by itself: robots.txt (RFC 9309),
+Crawl-delay, and the waits sites ask for.
 
 Article pages fetched for their full text are links from other people's
 documents, so metwatch reads them as a polite crawler would: only where the
@@ -14,9 +15,8 @@ everything is allowed; a 429 or 5xx answer, a timeout or a network error means
 the site is unreachable, so nothing is fetched from it until the next look (a
 site whose robots.txt was read before keeps its last rules meanwhile, as the
 RFC allows). An answer is kept per origin for a day (an unreachable one for an
-hour); the
-first ``MAX_ROBOTS_BYTES`` are parsed (a file over the fetcher's size cap
-counts as unreachable). Groups are matched on metwatch's product token (the
+hour); the first ``MAX_ROBOTS_BYTES`` are parsed (a file over the fetcher's
+size cap counts as unreachable). Groups are matched on metwatch's product token (the
 User-Agent up to its first "/"), not on words elsewhere in the header.
 
 An article page answered with 429 or 503 holds the site's next pages for its
@@ -73,7 +73,7 @@ class _Answer:
     held_for: str = ""
 
 
-class RobotsTxt:
+class CrawlPolicy:
     """Each origin's robots.txt, read once a day, and how long each site asked
     metwatch to wait; one per process."""
 

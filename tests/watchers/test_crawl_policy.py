@@ -1,4 +1,5 @@
-"""robots.txt for article pages, against the local feed server (RFC 9309 cases)."""
+"""The crawl policy for article pages against the local feed server: robots.txt
+(RFC 9309 cases), Crawl-delay, and the waits sites ask for with 429 and 503."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import FeedItem, rss
 from tests.watchers.test_fulltext import ARTICLE_HTML
+from watchers.crawl_policy import MAX_CRAWL_WAIT, ROBOTS_TTL, UNREACHABLE_TTL, CrawlPolicy
 from watchers.fetch import Fetcher
 from watchers.fulltext import fetch_full_text
-from watchers.robots import MAX_CRAWL_WAIT, ROBOTS_TTL, UNREACHABLE_TTL, RobotsTxt
 
 UA = "metwatch/1.4.0 (+https://github.com/metwatch/metwatch)"
 CAP = 1_000_000
@@ -56,12 +57,12 @@ def _teaser_feed(server: FeedServer, folder: Path) -> Path:
     return write_rules(folder, [source])
 
 
-async def _full_text(fetcher: Fetcher, robots: RobotsTxt, url: str) -> str | None:
-    return await fetch_full_text(fetcher, url, allow_private=True, max_bytes=CAP, robots=robots)
+async def _full_text(fetcher: Fetcher, robots: CrawlPolicy, url: str) -> str | None:
+    return await fetch_full_text(fetcher, url, allow_private=True, max_bytes=CAP, policy=robots)
 
 
 async def _check(
-    robots: RobotsTxt, server: FeedServer, *, allowed: list[str], refused: list[str]
+    robots: CrawlPolicy, server: FeedServer, *, allowed: list[str], refused: list[str]
 ) -> None:
     for path in allowed:
         await robots.ensure_allowed(server.url(path))
@@ -80,7 +81,7 @@ async def test_disallowed_page_is_refused_and_never_fetched(
     _robots(feed_server, "User-agent: *\nDisallow: /articles/\n")
     feed_server.serve("/articles/met", ARTICLE_HTML, content_type="text/html")
     feed_server.serve("/news/met", ARTICLE_HTML, content_type="text/html")
-    robots = RobotsTxt(fetcher, UA)
+    robots = CrawlPolicy(fetcher, UA)
 
     with pytest.raises(FetchError, match=r"robots\.txt of http://127\.0\.0\.1:\d+ disallows "
                                          r"this page for metwatch"):  # fmt: skip
@@ -98,7 +99,7 @@ async def test_metwatchs_own_group_wins_over_the_wildcard(
     groups = "User-agent: *\nDisallow: /\n\n"
     groups += "User-agent: metwatch\nAllow: /news/\nDisallow: /news/private$\n"
     _robots(feed_server, groups)
-    robots = RobotsTxt(fetcher, UA)
+    robots = CrawlPolicy(fetcher, UA)
 
     await robots.ensure_allowed(feed_server.url("/news/met-report"))
     await robots.ensure_allowed(feed_server.url("/news/private/x"))  # `$` ends the pattern
@@ -106,7 +107,7 @@ async def test_metwatchs_own_group_wins_over_the_wildcard(
         await robots.ensure_allowed(feed_server.url("/news/private"))
     # Only metwatch's group applies to metwatch: the wildcard's "Disallow: /" does not.
     await robots.ensure_allowed(feed_server.url("/sport/"))
-    other = RobotsTxt(fetcher, "SomeOtherBot/2.0")
+    other = CrawlPolicy(fetcher, "SomeOtherBot/2.0")
     with pytest.raises(FetchError, match="disallows"):
         await other.ensure_allowed(feed_server.url("/news/met-report"))
 
@@ -114,7 +115,7 @@ async def test_metwatchs_own_group_wins_over_the_wildcard(
 async def test_no_robots_txt_allows_everything_and_is_read_once(
     feed_server: FeedServer, fetcher: Fetcher
 ) -> None:
-    robots = RobotsTxt(fetcher, UA)  # the server answers 404 for /robots.txt
+    robots = CrawlPolicy(fetcher, UA)  # the server answers 404 for /robots.txt
 
     await asyncio.gather(*(robots.ensure_allowed(feed_server.url(f"/a/{i}")) for i in range(6)))
 
@@ -127,7 +128,7 @@ async def test_unreachable_robots_txt_keeps_pages_unfetched_for_an_hour(
 ) -> None:
     _robots(feed_server, "", status=status)
     clock = Clock()
-    robots = RobotsTxt(fetcher, UA, clock=clock)
+    robots = CrawlPolicy(fetcher, UA, clock=clock)
     page = feed_server.url("/news/met")
 
     with pytest.raises(
@@ -148,7 +149,7 @@ async def test_unreachable_robots_txt_keeps_pages_unfetched_for_an_hour(
 async def test_robots_txt_that_times_out_counts_as_unreachable(feed_server: FeedServer) -> None:
     _robots(feed_server, "User-agent: *\nAllow: /\n", delay=2.0)
     async with httpx.AsyncClient(timeout=0.3) as client:
-        robots = RobotsTxt(Fetcher(client, max_bytes=CAP), UA)
+        robots = CrawlPolicy(Fetcher(client, max_bytes=CAP), UA)
         with pytest.raises(FetchError, match=r"could not be read \(timed out after 0\.3 s\)"):
             await robots.ensure_allowed(feed_server.url("/news/met"))
 
@@ -158,7 +159,7 @@ async def test_robots_txt_is_trusted_for_a_day_then_read_again(
 ) -> None:
     _robots(feed_server, "User-agent: *\nAllow: /\n")
     clock = Clock()
-    robots = RobotsTxt(fetcher, UA, clock=clock)
+    robots = CrawlPolicy(fetcher, UA, clock=clock)
     page = feed_server.url("/news/met")
     await robots.ensure_allowed(page)
 
@@ -178,7 +179,7 @@ async def test_redirected_robots_txt_is_followed(
     feed_server.serve("/static/robots.txt", "User-agent: *\nDisallow: /private/\n",
                       content_type="text/plain")  # fmt: skip
 
-    await _check(RobotsTxt(fetcher, UA), feed_server, allowed=["/news/met"],
+    await _check(CrawlPolicy(fetcher, UA), feed_server, allowed=["/news/met"],
                  refused=["/private/met"])  # fmt: skip
 
 
@@ -186,7 +187,7 @@ async def test_crawl_delay_spaces_pages_and_refuses_a_turn_too_far_off(
     feed_server: FeedServer, fetcher: Fetcher
 ) -> None:
     _robots(feed_server, "User-agent: *\nCrawl-delay: 1\n")
-    robots = RobotsTxt(fetcher, UA, max_crawl_wait=1.5)
+    robots = CrawlPolicy(fetcher, UA, max_crawl_wait=1.5)
     loop = asyncio.get_running_loop()
 
     async def allowed_at(path: str) -> float:
@@ -208,7 +209,7 @@ async def test_crawl_delay_spaces_pages_and_refuses_a_turn_too_far_off(
 
 async def test_answers_kept_for_a_bounded_number_of_sites(fetcher: Fetcher) -> None:
     with FeedServer() as a, FeedServer() as b:
-        robots = RobotsTxt(fetcher, UA, max_origins=2)
+        robots = CrawlPolicy(fetcher, UA, max_origins=2)
         sites = [a.url("/x"), b.url("/x"), a.url("/x").replace("127.0.0.1", "localhost")]
         for url in sites:
             await robots.ensure_allowed(url)
@@ -226,7 +227,7 @@ async def test_pipeline_keeps_the_feed_text_of_an_item_whose_page_robots_refuse(
     rules = load_rules(_teaser_feed(feed_server, tmp_path))
     pipeline = Pipeline(open_store(db_url), fetcher, rules, clock=lambda: NOW,
                         allow_private=True, fulltext_min_chars=400,
-                        robots=RobotsTxt(fetcher, UA))  # fmt: skip
+                        crawl_policy=CrawlPolicy(fetcher, UA))  # fmt: skip
     pipeline.sync_sources()
     caplog.set_level(logging.WARNING, logger="metwatch.pipeline")
 
@@ -270,7 +271,7 @@ async def test_each_redirect_hop_is_checked_against_its_own_sites_robots_txt(
         # A tracker on another site sends readers on to the publisher.
         feed_server.redirect("/click/1", publisher.url("/paywalled/met"), status=302)
         feed_server.redirect("/click/2", publisher.url("/news/met"), status=302)
-        robots = RobotsTxt(fetcher, UA)
+        robots = CrawlPolicy(fetcher, UA)
 
         with pytest.raises(FetchError, match=rf"robots\.txt of {publisher.base_url} disallows"):
             await _full_text(fetcher, robots, feed_server.url("/click/1"))
@@ -289,7 +290,7 @@ async def test_a_redirect_loop_between_article_pages_is_cut(
 
     with pytest.raises(FetchError, match=r"too many redirects \(a redirect loop\?\)"):
         await fetch_full_text(fetcher, feed_server.url("/a"), allow_private=True, max_bytes=CAP,
-                              robots=RobotsTxt(fetcher, UA))  # fmt: skip
+                              policy=CrawlPolicy(fetcher, UA))  # fmt: skip
     assert feed_server.hits("/a") + feed_server.hits("/b") == 6  # the link and 5 redirects
 
 
@@ -299,7 +300,7 @@ async def test_a_byte_order_mark_does_not_hide_the_first_group(
     _robots(feed_server, "\ufeffUser-agent: *\nDisallow: /\n")
 
     with pytest.raises(FetchError, match="disallows"):
-        await RobotsTxt(fetcher, UA).ensure_allowed(feed_server.url("/news/met"))
+        await CrawlPolicy(fetcher, UA).ensure_allowed(feed_server.url("/news/met"))
 
 
 async def test_groups_match_the_product_token_not_words_in_the_comment(
@@ -310,7 +311,7 @@ async def test_groups_match_the_product_token_not_words_in_the_comment(
         feed_server, "User-agent: github\nDisallow: /\n\nUser-agent: metwatch\nDisallow: /x/\n"
     )
 
-    await _check(RobotsTxt(fetcher, UA), feed_server, allowed=["/news/met"], refused=["/x/met"])
+    await _check(CrawlPolicy(fetcher, UA), feed_server, allowed=["/news/met"], refused=["/x/met"])
 
 
 async def test_a_re_read_keeps_the_crawl_delay_spacing(
@@ -318,7 +319,7 @@ async def test_a_re_read_keeps_the_crawl_delay_spacing(
 ) -> None:
     _robots(feed_server, "User-agent: *\nCrawl-delay: 1\n")
     clock = Clock()
-    robots = RobotsTxt(fetcher, UA, clock=clock)
+    robots = CrawlPolicy(fetcher, UA, clock=clock)
     loop = asyncio.get_running_loop()
     await robots.ensure_allowed(feed_server.url("/news/1"))
     first = loop.time()
@@ -335,7 +336,7 @@ async def test_credentials_in_a_link_are_not_sent_for_robots_txt(
 ) -> None:
     link = feed_server.url("/news/met").replace("http://", "http://reader:s3cret@")
 
-    await RobotsTxt(fetcher, UA).ensure_allowed(link)
+    await CrawlPolicy(fetcher, UA).ensure_allowed(link)
 
     [request] = feed_server.requests("/robots.txt")
     assert "authorization" not in request.headers
@@ -346,7 +347,7 @@ async def test_a_known_sites_last_rules_stand_while_its_robots_txt_is_unreachabl
 ) -> None:
     _robots(feed_server, "User-agent: *\nDisallow: /x/\n")
     clock = Clock()
-    robots = RobotsTxt(fetcher, UA, clock=clock)
+    robots = CrawlPolicy(fetcher, UA, clock=clock)
     await _check(robots, feed_server, allowed=["/news/1"], refused=["/x/1"])
 
     _robots(feed_server, "", status=503)
@@ -370,7 +371,7 @@ async def test_a_429_or_503_on_an_article_page_holds_the_sites_next_pages(
     feed_server.serve("/busy", "slow down", status=status, headers=headers,
                       content_type="text/plain")  # fmt: skip
     feed_server.serve("/next", ARTICLE_HTML, content_type="text/html")
-    robots = RobotsTxt(fetcher, UA)
+    robots = CrawlPolicy(fetcher, UA)
     loop = asyncio.get_running_loop()
 
     with pytest.raises(FetchError, match=rf"HTTP {status}"):
