@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from bot.prepare import StoryInputs
@@ -39,41 +39,23 @@ from metwatch.models import (
     SourceSpec,
     SourceState,
 )
-from metwatch.offload import (
-    ReadFeed,
-    Verdict,
-    classify_and_prepare,
-    classify_here,
-    normalised,
-    read_and_normalise,
-    remember,
-)
+from metwatch.offload import Verdict, classify_and_prepare, classify_here, remember
 from metwatch.ports import Clock
+from metwatch.reading import SourceReader
 from metwatch.store import SqlStore
 from metwatch.workers import Offload, WorkerDied, in_thread
 from watchers import schedule
-from watchers.addresses import ensure_public
 from watchers.crawl_policy import CrawlPolicy
-from watchers.fastparse import FeedParser, parser_died
+from watchers.fastparse import FeedParser
 from watchers.fetch import Fetcher
-from watchers.fulltext import fetch_article, fetch_full_text
-from watchers.normalise import normalise, normalise_unicode
-from watchers.pages import links_from_listing
-from watchers.sitemaps import parse_sitemap
-from watchers.teasers import Teaser
+from watchers.fulltext import ArticleTexts
+from watchers.normalise import normalise
 
 log = logging.getLogger(__name__)
 
 AdminAlert = Callable[[str], Awaitable[None]]
 T = TypeVar("T")
 
-#: A sitemap index is read through this many of its newest child sitemaps (the
-#: rest are archives), and not recursively.
-SITEMAP_CHILDREN = 2
-#: Newest entries kept from one sitemap poll: a plain sitemap lists the whole
-#: site, and each new entry costs an article fetch.
-SITEMAP_MAX_ENTRIES = 100
-_UNDATED = datetime.min.replace(tzinfo=UTC)
 #: Polls (fetch, parse, store) in progress at once within a tick: this bounds
 #: the parsed feeds held in memory while they wait for their turn to be stored.
 #: At least twice the fetch limit, so that limit, not this one, paces fetching.
@@ -119,19 +101,20 @@ class Pipeline:
         self.failure_threshold = failure_threshold
         self.max_backoff = max_backoff
         self.alert_admins = alert_admins
-        #: Let article and child-sitemap fetches reach non-public addresses (tests).
-        self.allow_private = allow_private
-        #: New items with less text than this get their article page; 0 = never.
-        self.fulltext_min_chars = fulltext_min_chars
-        #: robots.txt, Crawl-delay and sites' Retry-After for article pages; None: not asked.
-        self.crawl_policy = crawl_policy
         self.last_tick: datetime | None = None
         self._store_lock = asyncio.Lock()
-        #: Which parser reads each source's bodies (feedparser, or the fast one
-        #: where it is proven equal).
-        self.feed_parser = feed_parser or FeedParser()
         #: Where the pure CPU-heavy stages run: a thread here, or a worker process.
         self.offload = offload
+        #: parse (or pick links) -> normalise, by the source's kind.
+        self.reader = SourceReader(
+            self.document_fetcher, feed_parser=feed_parser, offload=offload,
+            allow_private=allow_private, fulltext_min_chars=fulltext_min_chars,
+        )  # fmt: skip
+        #: New teaser-only items -> their article's main text (``crawl_policy``:
+        #: robots.txt, Crawl-delay and sites' Retry-After; None: not asked).
+        self.full_text = ArticleTexts(
+            self.document_fetcher, allow_private=allow_private, policy=crawl_policy
+        )
         #: cluster -> store, with the recent stories in memory.
         self.stories = StoryFiler(store, cluster_policy)
 
@@ -186,9 +169,9 @@ class Pipeline:
                 await self._moved(spec, fetched)
                 next_poll = schedule.after_success(now, spec.interval, fetched.wait_hint)
                 return PollResult(spec.id, None, next_poll)
-            read = await self._read(spec, fetched, now)
+            read = await self.reader.read(spec, fetched, now)
             new_items = await self._off_loop(self._find_new, read.items)
-            new_items = await self._with_full_text(new_items, read.teasers)
+            new_items = await self.full_text.fill(new_items, read.teasers)
             classified, prepared = await self._classify(new_items)
             outcome = await self._off_loop(self._store_classified, spec, classified, prepared, now)
         except asyncio.CancelledError:
@@ -237,81 +220,11 @@ class Pipeline:
         verdicts = classify_and_prepare(remember(self.rules), new_items)
         return self._store_classified(spec, *_classified(new_items, verdicts), now)
 
-    async def _read(self, spec: SourceSpec, fetched: FetchResult, now: datetime) -> ReadFeed:
-        """The fetched body as items, read according to the source's kind."""
-        if spec.kind in ("page", "sitemap"):
-            entries: Sequence[RawEntry]
-            if spec.kind == "page":
-                entries = links_from_listing(
-                    fetched.content, fetched.final_url, spec.link_selector or "",
-                    fetched.content_type,
-                )  # fmt: skip
-            else:
-                entries = await self._sitemap_entries(fetched)
-            # Links and titles only: little to normalise, so here.
-            return normalised(entries, spec, now, self.fulltext_min_chars)
-        # Parsing and normalising are CPU work: off the loop, in a worker process
-        # when there is one, so the loop keeps serving other fetches.
-        how = self.feed_parser.how(spec.id)
-        try:
-            read = await self.offload(
-                read_and_normalise, how, fetched.content, fetched.final_url,
-                fetched.content_type, spec, now, self.fulltext_min_chars,
-            )  # fmt: skip
-        except WorkerDied as e:
-            raise parser_died(fetched.final_url) from e
-        self.feed_parser.learn(spec.id, read.reading)
-        return read
-
-    async def _sitemap_entries(self, fetched: FetchResult) -> tuple[RawEntry, ...]:
-        sitemap = parse_sitemap(fetched.content, fetched.final_url)
-        entries = list(sitemap.entries)
-        for url in sitemap.children[:SITEMAP_CHILDREN]:
-            # Child URLs come from the document, not from the rules file.
-            await ensure_public(url, allow_private=self.allow_private)
-            child = await self.document_fetcher.fetch(url)
-            entries += parse_sitemap(child.content, child.final_url).entries
-        entries.sort(key=lambda e: e.published or _UNDATED, reverse=True)
-        return tuple(entries[:SITEMAP_MAX_ENTRIES])
-
     def _find_new(self, items: Sequence[Item]) -> list[Item]:
         """The items new to the store, repeats dropped (not stored yet: an item is
         stored with its classification, so a crash in between cannot lose its
         alert)."""
         return self.store.sort_new(_unique(items))
-
-    async def _with_full_text(self, items: list[Item], teasers: dict[str, Teaser]) -> list[Item]:
-        """New teaser-only items with their article's main text (the Fetcher's limits
-        keep this polite; items whose page fails keep their feed text)."""
-        if not teasers:
-            return items
-        return list(await asyncio.gather(*(self._full_text(i, teasers.get(i.id)) for i in items)))
-
-    async def _full_text(self, item: Item, teaser: Teaser | None) -> Item:
-        if teaser is None:
-            return item
-        link, private, cap = teaser.link, self.allow_private, self.fetcher.max_bytes
-        title, body = item.title, None
-        try:
-            if teaser.titled:
-                body = await fetch_full_text(
-                    self.document_fetcher, link, allow_private=private, max_bytes=cap,
-                    policy=self.crawl_policy,
-                )  # fmt: skip
-            elif page := await fetch_article(
-                self.document_fetcher, link, allow_private=private, max_bytes=cap,
-                policy=self.crawl_policy,
-            ):  # fmt: skip
-                # A plain sitemap gives links only: the page has the headline.
-                title, body = normalise_unicode(page.title) or title, page.content
-        except SourceError as e:
-            log.warning("no full text for item %s: %s", item.id, e)
-            return item
-        if not body:
-            return item
-        # content_hash stays the feed's, so the next poll of the same entry is not
-        # taken for an edit that would put the teaser back.
-        return replace(item, title=title, body=normalise_unicode(body))
 
     async def _classify(self, items: Sequence[Item]) -> tuple[list[Classified], list[StoryInputs]]:
         """classify -> fingerprints and summaries of the flagged items: pure, so no

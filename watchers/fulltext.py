@@ -9,10 +9,10 @@ metwatch from (``watchers.crawl_policy``), checks
 that it is HTML, decodes it (``watchers.pages.decode_html``) and extracts the
 main text with trafilatura, without navigation, adverts or comments.
 
-What it does not do: decide which items to fetch. The pipeline calls it only
-for items that are new to the store, so each article page is fetched once; a
-page that fails is not retried. It keeps no cache, does not follow
-pagination, does not run JavaScript, and does not read PDFs or images (those
+What it does not do: decide which items to fetch. The pipeline calls
+``ArticleTexts.fill`` only for items that are new to the store, so each article
+page is fetched once; a page that fails is not retried. It keeps no cache,
+does not follow pagination, does not run JavaScript, and does not read PDFs or images (those
 give None).
 """
 
@@ -20,20 +20,77 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 import trafilatura
 
-from metwatch.errors import FetchError
-from metwatch.models import FetchResult, RawEntry
+from metwatch.errors import FetchError, SourceError
+from metwatch.models import FetchResult, Item, RawEntry
 from watchers.addresses import ensure_public
 from watchers.article import article_from_html
 from watchers.crawl_policy import CrawlPolicy
 from watchers.fetch import MAX_REDIRECTS, Fetcher
+from watchers.normalise import normalise_unicode
 from watchers.pages import decode_html
+from watchers.teasers import Teaser
 
 log = logging.getLogger(__name__)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+class ArticleTexts:
+    """The full-text step: new teaser-only items get their article's main text.
+
+    The Fetcher's limits (and ``policy``: robots.txt, Crawl-delay, a site's
+    Retry-After) keep this polite; an item whose page fails keeps its feed text.
+    """
+
+    def __init__(
+        self, fetcher: Fetcher, *, allow_private: bool, policy: CrawlPolicy | None = None
+    ) -> None:
+        self.fetcher = fetcher
+        #: Let article fetches reach non-public addresses (tests).
+        self.allow_private = allow_private
+        self.policy = policy
+
+    async def fill(self, items: list[Item], teasers: dict[str, Teaser]) -> list[Item]:
+        """``items``, those named in ``teasers`` with their article's text."""
+        if not teasers:
+            return items
+        return list(await asyncio.gather(*(self._one(i, teasers.get(i.id)) for i in items)))
+
+    async def _one(self, item: Item, teaser: Teaser | None) -> Item:
+        if teaser is None:
+            return item
+        try:
+            return await self.with_text(item, teaser)
+        except SourceError as e:
+            log.warning("no full text for item %s: %s", item.id, e)
+            return item
+
+    async def with_text(self, item: Item, teaser: Teaser) -> Item:
+        """``item`` with its article's main text (unchanged when the page has none).
+
+        Raises:
+            SourceError: the page was refused or failed (as ``fetch_full_text``).
+        """
+        link, private, cap = teaser.link, self.allow_private, self.fetcher.max_bytes
+        title, body = item.title, None
+        if teaser.titled:
+            body = await fetch_full_text(
+                self.fetcher, link, allow_private=private, max_bytes=cap, policy=self.policy
+            )
+        elif page := await fetch_article(
+            self.fetcher, link, allow_private=private, max_bytes=cap, policy=self.policy
+        ):
+            # A plain sitemap gives links only: the page has the headline.
+            title, body = normalise_unicode(page.title) or title, page.content
+        if not body:
+            return item
+        # content_hash stays the feed's, so the next poll of the same entry is not
+        # taken for an edit that would put the teaser back.
+        return replace(item, title=title, body=normalise_unicode(body))
 
 
 async def fetch_full_text(

@@ -18,6 +18,7 @@ import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime
+from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import lxml.html
@@ -77,12 +78,20 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
+def identity_basis(entry: RawEntry) -> Literal["guid", "link", "text"]:
+    """What an entry's identity rests on (see module docstring)."""
+    if entry.guid and entry.guid.strip():
+        return "guid"
+    return "link" if entry.link else "text"
+
+
 def item_id(source_id: str, entry: RawEntry) -> str:
     """Stable identity of an entry (see module docstring)."""
-    if entry.guid and entry.guid.strip():
-        return _digest("guid", source_id, entry.guid.strip())
-    if entry.link:
-        return _digest("url", canonical_url(entry.link))
+    basis = identity_basis(entry)
+    if basis == "guid":
+        return _digest("guid", source_id, (entry.guid or "").strip())
+    if basis == "link":
+        return _digest("url", canonical_url(entry.link or ""))
     return _digest("text", source_id, entry.title, entry.summary, entry.content)
 
 

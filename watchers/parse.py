@@ -40,7 +40,15 @@ def parse_feed(content: bytes, url: str, content_type: str = "") -> ParsedFeed:
         content, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
     )
     if not parsed.get("version") and not parsed.entries:
-        raise ParseError(_not_a_feed(parsed, content_type), url=url)
+        reason = _not_a_feed(parsed, content_type)
+        # A page given instead of its feed (a common first try): say which feed it
+        # names. Imported here: the HTML stack costs a worker process 2.6 MB of
+        # memory, for a failure path.
+        from watchers.discover import discovery_hint
+
+        if hint := discovery_hint(content, url, content_type):
+            reason = f"{reason}; {hint}"
+        raise ParseError(reason, url=url)
     entries = tuple(_entry(e, url) for e in parsed.entries)
     return ParsedFeed(entries, _refresh_hint(parsed.feed))
 

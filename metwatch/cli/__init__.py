@@ -1,7 +1,7 @@
 """The ``metwatch`` command.
 
-    run (default) | poll --once | sources | stories | config | export | import | db upgrade
-    classify | replay | backtest | rules check | healthcheck
+    run (default) | poll --once | sources | preview | stories | config | export | import
+    db upgrade | classify | replay | backtest | rules check | healthcheck
 
 Subcommands are loaded on first use (click's lazy-group recipe), so a light
 command such as ``healthcheck``, which the container runs every 30 s, does not
@@ -19,6 +19,7 @@ COMMANDS = {
     "run": "service:run",
     "poll": "service:poll",
     "sources": "service:sources",
+    "preview": "preview:preview",
     "stories": "service:stories",
     "config": "service:config",
     "export": "service:export_state",

@@ -103,6 +103,22 @@ async def test_each_failure_is_recorded_and_good_sources_still_poll(
     assert throttled is not None and (throttled - NOW).total_seconds() >= 3600
 
 
+async def test_a_page_given_for_its_feed_fails_naming_the_feed(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    head = '<link rel="alternate" type="application/rss+xml" title="News" href="/news/rss.xml">'
+    feed_server.serve("/news/", f"<html><head>{head}</head><body>News</body></html>",
+                      content_type="text/html; charset=utf-8")  # fmt: skip
+    pipeline = _pipeline(tmp_path, db_url, client, {"site": feed_server.url("/news/")})
+
+    error = (await _poll_all(pipeline))["site"].value
+
+    feed = feed_server.url("/news/rss.xml")
+    named = f"not a feed: got text/html; the page names its feed: {feed}"
+    assert isinstance(error, SourceError) and error.message == named
+    assert {h.id: h for h in pipeline.store.source_health()}["site"].last_error == named
+
+
 async def test_conditional_get_and_no_repeats(
     tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
 ) -> None:

@@ -1,0 +1,116 @@
+"""A fetched body as entries or items, read according to its source's kind.
+
+    feed     ─▶ parse (fast path where proven, else feedparser) ─▶ normalise
+    page     ─▶ article links picked by the source's CSS selector ─▶ normalise
+    sitemap  ─▶ entries of the sitemap (and of an index's newest children) ─▶ normalise
+
+The pipeline reads every poll through ``SourceReader.read``; ``metwatch
+preview`` reads through ``SourceReader.entries``, so what it shows is what a
+poll would store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from metwatch.models import FetchResult, ParsedFeed, RawEntry, SourceSpec
+from metwatch.offload import ReadFeed, normalised, read_and_normalise
+from metwatch.workers import Offload, WorkerDied, in_thread
+from watchers.addresses import ensure_public
+from watchers.fastparse import FeedParser, Reading, parser_died, read_feed
+from watchers.fetch import Fetcher
+from watchers.pages import links_from_listing
+from watchers.sitemaps import parse_sitemap
+
+#: A sitemap index is read through this many of its newest child sitemaps (the
+#: rest are archives), and not recursively.
+SITEMAP_CHILDREN = 2
+#: Newest entries kept from one sitemap poll: a plain sitemap lists the whole
+#: site, and each new entry costs an article fetch.
+SITEMAP_MAX_ENTRIES = 100
+_UNDATED = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Entries:
+    """A body's entries before normalisation, and how they were read."""
+
+    feed: ParsedFeed
+    reading: Reading = "none"
+
+
+class SourceReader:
+    """Reads fetched bodies; child sitemaps are fetched through ``document_fetcher``."""
+
+    def __init__(
+        self,
+        document_fetcher: Fetcher,
+        *,
+        feed_parser: FeedParser | None = None,
+        offload: Offload = in_thread,
+        allow_private: bool = False,
+        fulltext_min_chars: int = 0,
+    ) -> None:
+        self.document_fetcher = document_fetcher
+        #: Which parser reads each source's bodies (feedparser, or the fast one
+        #: where it is proven equal).
+        self.feed_parser = feed_parser or FeedParser()
+        #: Where parsing runs: a thread here, or a worker process.
+        self.offload = offload
+        #: Let child-sitemap fetches reach non-public addresses (tests).
+        self.allow_private = allow_private
+        #: New items with less text than this are teasers (full text wanted).
+        self.fulltext_min_chars = fulltext_min_chars
+
+    async def read(self, spec: SourceSpec, fetched: FetchResult, now: datetime) -> ReadFeed:
+        """The body's items, with its teasers and refresh hint."""
+        if spec.kind in ("page", "sitemap"):
+            # Links and titles only: little to normalise, so here.
+            listed = await self._listed(spec, fetched)
+            return normalised(listed, spec, now, self.fulltext_min_chars)
+        # Parsing and normalising are CPU work, done in one call: off the loop, in
+        # a worker process when there is one, so the loop keeps serving fetches.
+        how = self.feed_parser.how(spec.id)
+        try:
+            read = await self.offload(
+                read_and_normalise, how, fetched.content, fetched.final_url,
+                fetched.content_type, spec, now, self.fulltext_min_chars,
+            )  # fmt: skip
+        except WorkerDied as e:
+            raise parser_died(fetched.final_url) from e
+        self.feed_parser.learn(spec.id, read.reading)
+        return read
+
+    async def entries(self, spec: SourceSpec, fetched: FetchResult) -> Entries:
+        """The body's entries as parsed, before normalisation (for inspection)."""
+        if spec.kind in ("page", "sitemap"):
+            return Entries(ParsedFeed(tuple(await self._listed(spec, fetched))))
+        how = self.feed_parser.how(spec.id)
+        try:
+            feed, reading = await self.offload(
+                read_feed, how, fetched.content, fetched.final_url, fetched.content_type
+            )
+        except WorkerDied as e:
+            raise parser_died(fetched.final_url) from e
+        return Entries(feed, reading)
+
+    async def _listed(self, spec: SourceSpec, fetched: FetchResult) -> Sequence[RawEntry]:
+        if spec.kind == "page":
+            return links_from_listing(
+                fetched.content, fetched.final_url, spec.link_selector or "",
+                fetched.content_type,
+            )  # fmt: skip
+        return await self._sitemap_entries(fetched)
+
+    async def _sitemap_entries(self, fetched: FetchResult) -> tuple[RawEntry, ...]:
+        sitemap = parse_sitemap(fetched.content, fetched.final_url)
+        entries = list(sitemap.entries)
+        for url in sitemap.children[:SITEMAP_CHILDREN]:
+            # Child URLs come from the document, not from the rules file.
+            await ensure_public(url, allow_private=self.allow_private)
+            child = await self.document_fetcher.fetch(url)
+            entries += parse_sitemap(child.content, child.final_url).entries
+        entries.sort(key=lambda e: e.published or _UNDATED, reverse=True)
+        return tuple(entries[:SITEMAP_MAX_ENTRIES])
