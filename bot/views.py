@@ -121,11 +121,14 @@ def search_results(words: Sequence[str], items: Sequence[FoundItem]) -> str:
     return f"<b>Search:</b> <i>{query}</i>\n" + "\n".join(_found(i) for i in items)
 
 
-def source_line(h: SourceHealth) -> str:
+def source_line(h: SourceHealth, now: datetime) -> str:
     last = f"{h.last_success:%d %b %H:%M}" if h.last_success else "never"
     line = f"• {esc(h.name)} (<code>{esc(h.id)}</code>): {h.state}, last success {last}"
     if h.moved_to:
         line += f", moved permanently to {esc(h.moved_to)}"
+    if h.gap_at is not None and h.recent_gap(now):
+        line += (f", possible gap {h.gap_at:%d %b %H:%M}: all {h.gap_entries} entries were "
+                 "new (poll it more often?)")  # fmt: skip
     if h.error_count:
         line += f", {h.error_count} error(s) in a row"
     if h.last_error:
@@ -139,7 +142,8 @@ def sources(health: Sequence[SourceHealth], now: datetime) -> str:
     failing = sum(h.failing for h in health)
     head = f"<b>Sources</b> ({len(health)}, {failing} failing) at {now:%d %b %H:%M} UTC"
     body = [
-        source_line(h) + f", {h.items_seen} items, next poll {_when(h.next_poll)}" for h in health
+        source_line(h, now) + f", {h.items_seen} items, next poll {_when(h.next_poll)}"
+        for h in health
     ]
     return "\n".join([head, *body])
 
@@ -156,5 +160,5 @@ def status(
         "<b>Outbox</b> " + (", ".join(f"{k}: {v}" for k, v in sorted(outbox.items())) or "empty")
     )
     lines.append("<b>Sources</b>")
-    lines += [source_line(h) for h in health]
+    lines += [source_line(h, now) for h in health]
     return "\n".join(lines)

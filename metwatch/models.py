@@ -9,7 +9,7 @@ This module imports nothing from the project and does no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +249,10 @@ class ChatPrefs:
     last_digest_at: datetime | None = None
 
 
+#: How long health reports show a source's last gap (a poll that found every entry new).
+GAP_SHOWN = timedelta(days=7)
+
+
 @dataclass(frozen=True, slots=True)
 class SourceHealth:
     """What ``metwatch sources`` and the admin ``/status`` show for one source."""
@@ -264,6 +268,13 @@ class SourceHealth:
     failing: bool
     #: Where the source has moved permanently (polled instead of ``url``).
     moved_to: str | None = None
+    #: The last poll that found every entry new, and how many entries it had.
+    gap_at: datetime | None = None
+    gap_entries: int | None = None
+
+    def recent_gap(self, now: datetime) -> bool:
+        """Whether a poll found every entry new within ``GAP_SHOWN`` of ``now``."""
+        return self.gap_at is not None and now - self.gap_at < GAP_SHOWN
 
     @property
     def state(self) -> str:

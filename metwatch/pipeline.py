@@ -60,6 +60,9 @@ T = TypeVar("T")
 #: the parsed feeds held in memory while they wait for their turn to be stored.
 #: At least twice the fetch limit, so that limit, not this one, paces fetching.
 MAX_POLLS_IN_FLIGHT = 16
+#: A body with fewer entries whose every one is new is not taken for a gap: a
+#: feed of one or two items turns over completely at each new item.
+MIN_GAP_ENTRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,7 @@ class Pipeline:
                 return PollResult(spec.id, None, next_poll)
             read = await self.reader.read(spec, fetched, now)
             new_items = await self._off_loop(self._find_new, read.items)
+            gap = await self._gap(spec, read.items, new_items)
             new_items = await self.full_text.fill(new_items, read.teasers)
             classified, prepared = await self._classify(new_items)
             outcome = await self._off_loop(self._store_classified, spec, classified, prepared, now)
@@ -198,6 +202,12 @@ class Pipeline:
         await self._moved(spec, fetched)
         if recovered:
             await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
+        if gap and self.store.record_gap(spec.id, now, gap):
+            await self._alert(
+                f"Source {spec.name} ({spec.id}): all {gap} entries of its last poll were new, "
+                "so older items may have left it unseen since the poll before. If it publishes "
+                f"that fast, give it an interval shorter than {spec.interval} s."
+            )
         return PollResult(spec.id, outcome)
 
     async def _off_loop(self, stage: Callable[..., T], *args: object) -> T:
@@ -219,6 +229,22 @@ class Pipeline:
         new_items = self._find_new([normalise(e, spec, now) for e in entries])
         verdicts = classify_and_prepare(remember(self.rules), new_items)
         return self._store_classified(spec, *_classified(new_items, verdicts), now)
+
+    async def _gap(self, spec: SourceSpec, items: Sequence[Item], new: Sequence[Item]) -> int:
+        """How many entries the body had when every one is new to a source polled
+        before (older items may have left it unseen in between), else 0.
+
+        Never missing an item is up to the interval: a feed shows its newest
+        entries only, and what scrolled off between two polls cannot be fetched.
+        This is how metwatch notices, and says so.
+        """
+        entries = len({i.id for i in items})
+        if entries < MIN_GAP_ENTRIES or len(new) < entries:
+            return 0
+        # A source's first poll has everything new; a poll after one that stored
+        # items does not, unless the feed turned over completely in between.
+        polled_before = await self._off_loop(self.store.has_items_from, spec.id)
+        return entries if polled_before else 0
 
     def _find_new(self, items: Sequence[Item]) -> list[Item]:
         """The items new to the store, repeats dropped (not stored yet: an item is

@@ -73,6 +73,7 @@ def sources(as_json: bool) -> None:
     with errors():
         service = Service(settings)
         health = service.store.source_health()
+        now = service.clock()
         asyncio.run(service.close())
     if as_json:
         # For monitoring scripts: times in ISO 8601 (UTC), absent ones null.
@@ -86,6 +87,11 @@ def sources(as_json: bool) -> None:
         )
         if h.moved_to:
             click.echo(f"    moved permanently to {h.moved_to}: update the rules file")
+        if h.gap_at is not None and h.recent_gap(now):
+            click.echo(
+                f"    possible gap: the poll at {_when(h.gap_at)} found all {h.gap_entries} "
+                "entries new, so older ones may have left the feed unseen: poll it more often"
+            )
         if h.last_error:
             click.echo(f"    last error ({h.error_count} in a row): {h.last_error}")
 
@@ -98,6 +104,7 @@ def _health_json(h: SourceHealth) -> dict[str, Any]:
         "id": h.id, "name": h.name, "url": h.url, "moved_to": h.moved_to, "state": h.state,
         "last_success": iso(h.last_success), "next_poll": iso(h.next_poll),
         "items_seen": h.items_seen, "last_error": h.last_error, "errors_in_a_row": h.error_count,
+        "gap_at": iso(h.gap_at), "gap_entries": h.gap_entries,
     }  # fmt: skip
 
 

@@ -69,6 +69,12 @@ class ItemStore(StoreBase):
                 s.execute(_EDIT_ITEM, edited)
         return new
 
+    def has_items_from(self, source_id: str) -> bool:
+        """Whether any stored item came first from this source."""
+        with self._connection() as s:
+            found = s.execute(select(ITEMS.c.id).where(ITEMS.c.source_id == source_id).limit(1))
+            return found.first() is not None
+
     def add_items(self, items: Iterable[Item], now: datetime) -> list[Item]:
         """Store the items ``sort_new`` finds new; return them, in input order."""
         new = self.sort_new(items)

@@ -30,6 +30,8 @@ from metwatch.store.tables import (
 _SOURCES: Table = SourceRow.__table__  # type: ignore[attr-defined]
 #: How long a claimed source stays claimed if its poller dies mid-poll.
 CLAIM_LEASE = timedelta(minutes=10)
+#: Admins hear of a source's gaps at most this often.
+GAP_QUIET = timedelta(days=1)
 
 #: The columns a claim hands back, in ``SourceState`` order: a source that has
 #: moved permanently is polled at its new address.
@@ -203,6 +205,17 @@ class SourceStore(StoreBase):
             )
             return bool(changed.rowcount)
 
+    def record_gap(self, source_id: str, now: datetime, entries: int) -> bool:
+        """A poll found all ``entries`` of the source new: older items may have left
+        the feed unseen. True when the admins should hear of it: no gap was
+        recorded for the source within ``GAP_QUIET`` (a feed that turns over at
+        every poll is reported once, not at every poll)."""
+        with self._session() as s:
+            row = s.get_one(SourceRow, source_id)
+            last = aware(row.gap_at)
+            row.gap_at, row.gap_entries = now, entries
+            return last is None or now - last >= GAP_QUIET
+
     def source_health(self) -> list[SourceHealth]:
         with self._session() as s:
             rows = s.exec(select(SourceRow).where(col(SourceRow.enabled)).order_by(SourceRow.id))
@@ -210,6 +223,7 @@ class SourceStore(StoreBase):
                 SourceHealth(
                     r.id, r.name, r.url, aware(r.last_success_at), r.last_error, r.error_count,
                     aware(r.next_poll_at), r.items_seen, r.failing, r.moved_to,
+                    aware(r.gap_at), r.gap_entries,
                 )
                 for r in rows
             ]  # fmt: skip

@@ -37,6 +37,10 @@ class SourceRow(SQLModel, table=True):
     items_seen: int = 0
     #: Where the source has moved permanently (301/308): polled instead of ``url``.
     moved_to: str | None = None
+    #: The last poll that found every entry new (entries it had): older items may
+    #: have left the feed unseen since the poll before.
+    gap_at: datetime | None = Field(default=None, sa_column=_utc())
+    gap_entries: int | None = None
 
 
 class ItemRow(SQLModel, table=True):

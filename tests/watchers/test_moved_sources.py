@@ -16,7 +16,7 @@ from metwatch.store import open_store
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import rss
-from tests.watchers.test_polling import ITEM, NOW, _pipeline, _poll_all, client  # noqa: F401
+from tests.watchers.test_polling import ITEM, NOW, _pipeline, _poll_all
 
 
 def _moved_to(pipeline: Pipeline) -> str | None:
@@ -49,7 +49,7 @@ async def _moved_once(
 
 @pytest.mark.parametrize("status", [301, 308])
 async def test_a_permanent_redirect_is_followed_once_then_polled_at_the_new_address(
-    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
     status: int,
 ) -> None:  # fmt: skip
     feed_server.serve("/new.xml", rss([ITEM]), etag="v1")
@@ -72,12 +72,12 @@ async def test_a_permanent_redirect_is_followed_once_then_polled_at_the_new_addr
     ]
     [health] = pipeline.store.source_health()
     assert health.url == feed_server.url("/old.xml")  # the rules file's, as written
-    assert f"moved permanently to {feed_server.url('/new.xml')}" in source_line(health)
+    assert f"moved permanently to {feed_server.url('/new.xml')}" in source_line(health, NOW)
 
 
 @pytest.mark.parametrize("status", [302, 303, 307])
 async def test_temporary_redirects_are_followed_every_time(
-    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
     status: int,
 ) -> None:  # fmt: skip
     feed_server.serve("/today.xml", rss([ITEM]))
@@ -93,7 +93,7 @@ async def test_temporary_redirects_are_followed_every_time(
 
 
 async def test_only_the_permanent_start_of_a_redirect_chain_counts(
-    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
 ) -> None:  # fmt: skip
     feed_server.redirect("/a.xml", "/b.xml", status=301)
     feed_server.redirect("/b.xml", "/c.xml", status=302)
@@ -108,7 +108,7 @@ async def test_only_the_permanent_start_of_a_redirect_chain_counts(
 
 
 async def test_a_new_address_in_the_rules_forgets_the_move(
-    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
 ) -> None:  # fmt: skip
     feed_server.serve("/chosen.xml", rss([ITEM]))
     pipeline, _ = await _moved_once(tmp_path, db_url, feed_server, client, "/old.xml", "/new.xml")
@@ -122,7 +122,7 @@ async def test_a_new_address_in_the_rules_forgets_the_move(
 
 
 async def test_a_moved_source_that_starts_failing_goes_back_to_the_rules_address(
-    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
 ) -> None:  # fmt: skip
     pipeline, alerts = await _moved_once(
         tmp_path, db_url, feed_server, client, "/old.xml", "/new.xml"
@@ -147,7 +147,7 @@ async def test_a_moved_source_that_starts_failing_goes_back_to_the_rules_address
 
 
 async def test_a_feed_redirected_to_a_page_by_mistake_is_not_a_move(
-    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
 ) -> None:  # fmt: skip
     feed_server.serve("/home.html", "<html><body>Welcome</body></html>", content_type="text/html")
     feed_server.redirect("/feed.xml", "/home.html", status=301)
@@ -167,7 +167,7 @@ async def test_a_feed_redirected_to_a_page_by_mistake_is_not_a_move(
 
 
 async def test_a_move_back_to_the_rules_address_ends_the_move(
-    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,  # noqa: F811
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
 ) -> None:  # fmt: skip
     pipeline, alerts = await _moved_once(tmp_path, db_url, feed_server, client, "/a.xml", "/b.xml")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,12 +21,6 @@ from watchers.fetch import Fetcher
 DATA = Path(__file__).resolve().parent.parent / "data" / "feeds"
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
 ITEM = FeedItem(title="London news", link="https://news.example.com/a", guid="a")
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=0.5, follow_redirects=True, max_redirects=5) as c:
-        yield c
 
 
 def _pipeline(
