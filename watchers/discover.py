@@ -42,7 +42,7 @@ def feeds_named_by(html: bytes, page_url: str, content_type: str = "") -> list[F
     except (ParserError, ValueError):
         return []
     base_tag = root.find(".//base[@href]")
-    base = page_url if base_tag is None else urljoin(page_url, base_tag.get("href").strip())
+    base = page_url if base_tag is None else _absolute(page_url, base_tag.get("href").strip())
     found: dict[str, str] = {}
     for link in root.iter("link"):
         rels = (link.get("rel") or "").lower().split()
@@ -50,7 +50,7 @@ def feeds_named_by(html: bytes, page_url: str, content_type: str = "") -> list[F
         href = (link.get("href") or "").strip()
         if "alternate" not in rels or kind not in FEED_TYPES or not href:
             continue
-        url = _absolute(base, href)
+        url = _absolute(base or page_url, href)
         if url is not None and url not in found:
             found[url] = " ".join((link.get("title") or "").split())
     return [FeedLink(url, title) for url, title in list(found.items())[:MAX_FEEDS]]

@@ -43,6 +43,12 @@ def test_base_href_and_non_http_links() -> None:
         '<link rel="alternate" type="application/rss+xml" href="  ">'
     )
     assert [f.url for f in feeds_named_by(html, PAGE)] == ["https://cdn.example.net/feeds/met.xml"]
+    # A broken <base href> is ignored, never raised: the poll must fail cleanly.
+    broken = _page('<base href="http://[broken/"><link rel="alternate" '
+                   'type="application/rss+xml" href="/rss.xml">')  # fmt: skip
+    assert [f.url for f in feeds_named_by(broken, PAGE)] == ["https://www.example.com/rss.xml"]
+    with pytest.raises(ParseError, match="not a feed"):
+        parse_feed(broken, PAGE, "text/html")
 
 
 def test_a_page_naming_many_feeds_is_cut_short() -> None:
