@@ -33,6 +33,7 @@ from metwatch.errors import (
     RateLimited,
     RecipientGone,
 )
+from metwatch.terminal import printable
 
 _GONE_CHAT = ("chat not found", "user is deactivated", "bot was kicked", "not enough rights")
 _GONE_MESSAGE = ("message to edit not found", "message can't be edited", "message_id_invalid")
@@ -125,5 +126,5 @@ class ConsoleNotifier:
 
     def _print(self, header: str, text: str) -> None:
         rule = "─" * 72
-        self.stream.write(f"{rule}\n{header}\n{plain_text(text)}\n")
+        self.stream.write(f"{rule}\n{header}\n{printable(plain_text(text))}\n")
         self.stream.flush()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from classifiers.rules import RuleSet
+from metwatch.durations import duration
 from metwatch.models import SourceHealth, Story
 from metwatch.store.subscribers import FoundItem
 
@@ -127,8 +128,9 @@ def source_line(h: SourceHealth, now: datetime) -> str:
     if h.moved_to:
         line += f", moved permanently to {esc(h.moved_to)}"
     if h.gap_at is not None and h.recent_gap(now):
+        after = f" {duration(h.gap_after)} after the poll before" if h.gap_after else ""
         line += (f", possible gap {h.gap_at:%d %b %H:%M}: all {h.gap_entries} entries were "
-                 "new (poll it more often?)")  # fmt: skip
+                 f"new{after}")  # fmt: skip
     if h.error_count:
         line += f", {h.error_count} error(s) in a row"
     if h.last_error:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 from pythonjsonlogger.json import JsonFormatter
 
+from metwatch.terminal import printable
+
 
 class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
@@ -35,6 +37,14 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class TerminalFormatter(logging.Formatter):
+    """Plain-text lines with feed text's control characters escaped (JSON lines
+    escape them already)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def configure_logging(
     level: str, secrets: Iterable[str] = (), *, json_format: bool | None = None
 ) -> None:
@@ -54,7 +64,7 @@ def configure_logging(
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TerminalFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):

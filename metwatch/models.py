@@ -40,6 +40,8 @@ class SourceState:
     etag: str | None
     last_modified: str | None
     error_count: int
+    #: The last good poll at the source's current address, kind and selector.
+    last_success_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +273,8 @@ class SourceHealth:
     #: The last poll that found every entry new, and how many entries it had.
     gap_at: datetime | None = None
     gap_entries: int | None = None
+    #: How long after the poll before (seconds).
+    gap_after: int | None = None
 
     def recent_gap(self, now: datetime) -> bool:
         """Whether a poll found every entry new within ``GAP_SHOWN`` of ``now``."""

@@ -49,6 +49,7 @@ from watchers.crawl_policy import CrawlPolicy
 from watchers.fastparse import FeedParser
 from watchers.fetch import Fetcher
 from watchers.fulltext import ArticleTexts
+from watchers.gaps import MIN_GAP_ENTRIES, Gap, find_gap, gap_alert
 from watchers.normalise import normalise
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,6 @@ T = TypeVar("T")
 #: the parsed feeds held in memory while they wait for their turn to be stored.
 #: At least twice the fetch limit, so that limit, not this one, paces fetching.
 MAX_POLLS_IN_FLIGHT = 16
-#: A body with fewer entries whose every one is new is not taken for a gap: a
-#: feed of one or two items turns over completely at each new item.
-MIN_GAP_ENTRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +172,8 @@ class Pipeline:
                 return PollResult(spec.id, None, next_poll)
             read = await self.reader.read(spec, fetched, now)
             new_items = await self._off_loop(self._find_new, read.items)
-            gap = await self._gap(spec, read.items, new_items)
+            wait_hint = _longest(fetched.wait_hint, read.refresh_hint)
+            gap = await self._gap(spec, state, read.items, new_items, now, wait_hint)
             new_items = await self.full_text.fill(new_items, read.teasers)
             classified, prepared = await self._classify(new_items)
             outcome = await self._off_loop(self._store_classified, spec, classified, prepared, now)
@@ -190,9 +189,7 @@ class Pipeline:
         recovered = self.store.record_success(
             spec.id, now=now, etag=fetched.etag, last_modified=fetched.last_modified,
             new_items=len(outcome.new_items),
-            next_poll=schedule.after_success(
-                now, spec.interval, _longest(fetched.wait_hint, read.refresh_hint)
-            ),
+            next_poll=schedule.after_success(now, spec.interval, wait_hint),
         )  # fmt: skip
         log.info(
             "polled %s: %d entries, %d new, %d flagged",
@@ -202,12 +199,8 @@ class Pipeline:
         await self._moved(spec, fetched)
         if recovered:
             await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
-        if gap and self.store.record_gap(spec.id, now, gap):
-            await self._alert(
-                f"Source {spec.name} ({spec.id}): all {gap} entries of its last poll were new, "
-                "so older items may have left it unseen since the poll before. If it publishes "
-                f"that fast, give it an interval shorter than {spec.interval} s."
-            )
+        if gap is not None:
+            await self._record_gap(spec, gap, now)
         return PollResult(spec.id, outcome)
 
     async def _off_loop(self, stage: Callable[..., T], *args: object) -> T:
@@ -230,9 +223,12 @@ class Pipeline:
         verdicts = classify_and_prepare(remember(self.rules), new_items)
         return self._store_classified(spec, *_classified(new_items, verdicts), now)
 
-    async def _gap(self, spec: SourceSpec, items: Sequence[Item], new: Sequence[Item]) -> int:
-        """How many entries the body had when every one is new to a source polled
-        before (older items may have left it unseen in between), else 0.
+    async def _gap(
+        self, spec: SourceSpec, state: SourceState, items: Sequence[Item], new: Sequence[Item],
+        now: datetime, wait_hint: float | None,
+    ) -> Gap | None:  # fmt: skip
+        """Whether every entry was new to a source that had items before: older ones
+        may have left it unseen in between (``watchers.gaps``).
 
         Never missing an item is up to the interval: a feed shows its newest
         entries only, and what scrolled off between two polls cannot be fetched.
@@ -240,11 +236,19 @@ class Pipeline:
         """
         entries = len({i.id for i in items})
         if entries < MIN_GAP_ENTRIES or len(new) < entries:
-            return 0
-        # A source's first poll has everything new; a poll after one that stored
-        # items does not, unless the feed turned over completely in between.
-        polled_before = await self._off_loop(self.store.has_items_from, spec.id)
-        return entries if polled_before else 0
+            return None  # the usual case, decided without the store
+        return find_gap(
+            entries, len(new), now=now, interval=spec.interval, wait_hint=wait_hint,
+            had_items=await self._off_loop(self.store.has_items_from, spec.id),
+            previous_success=state.last_success_at, failed_since=state.error_count > 0,
+        )  # fmt: skip
+
+    async def _record_gap(self, spec: SourceSpec, gap: Gap, now: datetime) -> None:
+        after = int(gap.after.total_seconds())
+        if not self.store.record_gap(spec.id, now, gap.entries, after):
+            return  # told within the quiet day
+        if (alert := gap_alert(spec.name, spec.id, spec.interval, gap)) is not None:
+            await self._alert(alert)
 
     def _find_new(self, items: Sequence[Item]) -> list[Item]:
         """The items new to the store, repeats dropped (not stored yet: an item is

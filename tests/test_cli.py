@@ -122,6 +122,7 @@ def test_poll_once_without_network_reports_each_source(
     assert health["unreachable"]["last_success"] is None
     assert health["local"]["items_seen"] == 3 and health["local"]["errors_in_a_row"] == 0
     assert health["local"]["gap_at"] is None and health["local"]["gap_entries"] is None
+    assert health["local"]["gap_after_s"] is None
     assert datetime.fromisoformat(health["local"]["last_success"]).utcoffset() is not None
     assert health["moved"]["moved_to"] == new_home
     assert health["moved"]["url"] == feed_server.url("/old-home.xml")

@@ -105,3 +105,22 @@ def test_failures_say_why_and_exit_1(tmp_path: Path, feed_server: FeedServer) ->
     assert unknown.returncode == 2
     assert "'no-such-source' is neither a source id of" in unknown.stderr
     assert "bbc-london" in unknown.stderr  # the enabled ones are listed
+
+
+def test_feed_text_cannot_drive_the_terminal(tmp_path: Path, feed_server: FeedServer) -> None:
+    # XML cannot carry ESC, but a page's HTML can; a feed can carry a direction override.
+    listing = (
+        '<html><body><a class="s" href="/p/1">Met\x1b[2J\x1b]0;owned\x07 report</a></body></html>'
+    )
+    feed_server.serve("/press", listing, content_type="text/html")
+    feed_server.serve("/feed.xml", rss([FeedItem(title="Met \u202egpj.exe", guid="1",
+                                                 link="https://news.example.com/1")]))  # fmt: skip
+
+    page = metwatch("preview", feed_server.url("/press"), "--kind", "page",
+                    "--link-selector", "a.s", cwd=tmp_path)  # fmt: skip
+    feed = metwatch("preview", feed_server.url("/feed.xml"), cwd=tmp_path)
+
+    assert page.returncode == 0 and feed.returncode == 0, page.stderr + feed.stderr
+    assert "Met\\x1b[2J\\x1b]0;owned\\x07 report" in page.stdout
+    assert "Met \\u202egpj.exe" in feed.stdout
+    assert not any(c in page.stdout + feed.stdout for c in "\x1b\x07\u202e")

@@ -27,6 +27,12 @@ def _honoured(hint: float, interval: int) -> float:
     return min(hint, max(MAX_HINT, float(interval)))
 
 
+def longest_wait(interval: int, wait_hint: float | None = None) -> float:
+    """The longest ``after_success`` waits (seconds): the interval, or the site's
+    hint where it asks for longer."""
+    return max(float(interval), _honoured(wait_hint, interval) if wait_hint is not None else 0.0)
+
+
 def after_success(
     now: datetime, interval: int, wait_hint: float | None = None, rng: random.Random | None = None
 ) -> datetime:

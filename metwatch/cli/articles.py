@@ -20,7 +20,7 @@ from classifiers.rules import RuleSet, load_rules
 from metwatch.app import Service, utc_now
 from metwatch.backtest import BacktestReport
 from metwatch.backtest import backtest as run_backtest
-from metwatch.cli.common import RULES_OPTION, errors, settings_from_env
+from metwatch.cli.common import RULES_OPTION, echo, errors, settings_from_env
 from metwatch.models import Item, RawEntry, SourceSpec
 from watchers.article import article_from_text
 from watchers.normalise import normalise
@@ -71,23 +71,23 @@ def classify(article: str, rules: str | None, as_json: bool, explain: bool) -> N
             for m in matches if not m.topic_only
         ]  # fmt: skip
         topics = sorted({m.topic_id for m in matches})
-        click.echo(json.dumps({"title": item.title, "findings": findings, "topics": topics},
+        echo(json.dumps({"title": item.title, "findings": findings, "topics": topics},
                               ensure_ascii=False, indent=2))  # fmt: skip
         return
-    click.echo(f"{item.title}")
+    echo(f"{item.title}")
     if not matches:
-        click.echo("  no tracked finding or topic matched")
+        echo("  no tracked finding or topic matched")
     for m in matches:
         label = "topic" if m.topic_only else "finding"
-        click.echo(f"  {label} {m.finding_id} ({m.title}), score {m.score:g}")
+        echo(f"  {label} {m.finding_id} ({m.title}), score {m.score:g}")
         for e in m.evidence:
-            click.echo(f"    “{e.sentence}” [{e.start}:{e.end}]")
+            echo(f"    “{e.sentence}” [{e.start}:{e.end}]")
     if explain:
         for x in explanations:
             mark = "MATCH" if x.matched else "no"
-            click.echo(f"  [{mark}] {'topic' if x.is_topic else 'finding'} {x.id}: {x.reason}")
+            echo(f"  [{mark}] {'topic' if x.is_topic else 'finding'} {x.id}: {x.reason}")
             for c in x.clauses:
-                click.echo(f"      {c.kind:4} {'hit ' if c.hit else 'miss'} {c.text}")
+                echo(f"      {c.kind:4} {'hit ' if c.hit else 'miss'} {c.text}")
 
 
 @click.command()
@@ -112,9 +112,7 @@ async def _replay(service: Service, articles: list[tuple[SourceSpec, RawEntry]])
             sent, edited = sent + report.sent, edited + report.edited
     finally:
         await service.close()
-    click.echo(
-        f"{len(articles)} articles replayed: {sent} alerts, {edited} updates to them", err=True
-    )
+    echo(f"{len(articles)} articles replayed: {sent} alerts, {edited} updates to them", err=True)
 
 
 def _replay_articles(directory: Path) -> list[tuple[SourceSpec, RawEntry]]:
@@ -168,7 +166,7 @@ def backtest(new_rules: str | None, since: datetime | None, seeds: str) -> None:
 
 
 def _print_backtest(report: BacktestReport, current: RuleSet, proposed: RuleSet | None) -> None:
-    click.echo(f"{report.items} items")
+    echo(f"{report.items} items")
     ids = [f.id for f in current.findings] + [t.id for t in current.topics]
     if proposed is not None:
         ids += [i for i in [f.id for f in proposed.findings] if i not in ids]
@@ -176,9 +174,9 @@ def _print_backtest(report: BacktestReport, current: RuleSet, proposed: RuleSet 
         line = f"  {finding_id:32} {report.current[finding_id]:6}"
         if proposed is not None:
             line += f" -> {report.proposed[finding_id]:6}"
-        click.echo(line)
+        echo(line)
     for label, diffs in (("would ADD", report.added), ("would DROP", report.dropped)):
         for d in diffs:
             quote = d.match.evidence[0].sentence if d.match.evidence else ""
-            click.echo(f"{label} {d.finding_id}: {d.item.title} <{d.item.url or d.item.outlet}>")
-            click.echo(f"    “{quote}”")
+            echo(f"{label} {d.finding_id}: {d.item.title} <{d.item.url or d.item.outlet}>")
+            echo(f"    “{quote}”")

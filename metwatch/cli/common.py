@@ -12,10 +12,17 @@ import click
 from metwatch.errors import MetwatchError
 from metwatch.logs import configure_logging
 from metwatch.settings import Settings, load_settings
+from metwatch.terminal import printable
 
 RULES_OPTION = click.option(
     "--rules", type=click.Path(), help="Rules file (default: METWATCH_RULES_PATH)."
 )
+
+
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` for lines that may hold text from feeds or sites
+    (``metwatch.terminal``)."""
+    click.echo(printable(message), err=err, nl=nl)
 
 
 @contextlib.contextmanager
@@ -23,7 +30,7 @@ def errors() -> Iterator[None]:
     try:
         yield
     except MetwatchError as e:
-        click.echo(f"metwatch: {e}", err=True)
+        echo(f"metwatch: {e}", err=True)
         sys.exit(2)
 
 

@@ -7,7 +7,7 @@ import sys
 import click
 import httpx
 
-from metwatch.cli.common import settings_from_env
+from metwatch.cli.common import echo, settings_from_env
 
 
 @click.command()
@@ -19,8 +19,8 @@ def healthcheck() -> None:
     try:
         answer = httpx.get(url, timeout=5)
     except httpx.HTTPError as e:
-        click.echo(f"unhealthy: cannot reach {url}: {e}", err=True)
+        echo(f"unhealthy: cannot reach {url}: {e}", err=True)
         sys.exit(1)
-    click.echo(answer.text)
+    echo(answer.text)
     if answer.status_code != 200:
         sys.exit(1)

@@ -22,7 +22,7 @@ import click
 from classifiers.match import match_item
 from classifiers.rules import RuleSet, load_rules
 from metwatch.app import build_fetcher, utc_now
-from metwatch.cli.common import RULES_OPTION, errors, settings_from_env
+from metwatch.cli.common import RULES_OPTION, echo, errors, settings_from_env
 from metwatch.errors import SourceError
 from metwatch.models import FetchResult, Item, Match, SourceSpec
 from metwatch.offload import ReadFeed, normalised
@@ -76,11 +76,11 @@ def preview(
     with errors():
         ruleset = load_rules(settings.rules_path)
     spec = _spec(target, ruleset, settings, kind, link_selector)
-    click.echo(f"{spec.id}  {spec.name}  {spec.url}  ({spec.kind})")
+    echo(f"{spec.id}  {spec.name}  {spec.url}  ({spec.kind})")
     try:
         shown = asyncio.run(_preview(spec, ruleset, settings, full_text=full_text))
     except SourceError as e:
-        click.echo(f"failed: {e.message}", err=True)
+        echo(f"failed: {e.message}", err=True)
         sys.exit(1)
     _print_items(shown, limit, flagged_only)
 
@@ -136,7 +136,7 @@ async def _preview(
                                  tuple(match_item(text, rules))))  # fmt: skip
     repeats = len(entries) - len(shown)
     again = f" ({repeats} repeated within the body, kept once)" if repeats else ""
-    click.echo(f"{len(entries)} entries: {len(shown)} items{again}")
+    echo(f"{len(entries)} entries: {len(shown)} items{again}")
     return shown
 
 
@@ -173,18 +173,18 @@ def _print_fetch(
     reading: Reading,
 ) -> None:  # fmt: skip
     kind = fetched.content_type.split(";")[0] or "no content type"
-    click.echo(f"fetched: HTTP {fetched.status}, {kind}, {len(fetched.content):,} bytes "
+    echo(f"fetched: HTTP {fetched.status}, {kind}, {len(fetched.content):,} bytes "
                f"in {took:.2f} s")  # fmt: skip
     if fetched.final_url != spec.url:
         moved = "permanently" if fetched.moved_to else "temporarily"
-        click.echo(f"redirected {moved} to {fetched.final_url}")
+        echo(f"redirected {moved} to {fetched.final_url}")
     if spec.kind == "feed":
-        click.echo(f"read by: {_READINGS[reading]}")
+        echo(f"read by: {_READINGS[reading]}")
     hints = [f"{name} {seconds:g} s" for name, seconds in
              (("its headers ask for", fetched.wait_hint), ("the feed asks for", refresh_hint))
              if seconds is not None]  # fmt: skip
     if hints:
-        click.echo(f"between polls: {'; '.join(hints)}; interval {spec.interval} s "
+        echo(f"between polls: {'; '.join(hints)}; interval {spec.interval} s "
                    "(metwatch never polls sooner than the site asks, up to a day)")  # fmt: skip
 
 
@@ -192,24 +192,24 @@ def _print_items(shown: list[PreviewItem], limit: int, flagged_only: bool) -> No
     listed = [p for p in shown if p.matches] if flagged_only else shown
     for n, p in enumerate(listed[:limit], start=1):
         item = p.item
-        click.echo(f"\n{n:>3}. {item.title}")
-        click.echo(f"     {item.url or '(no link)'}")
+        echo(f"\n{n:>3}. {item.title}")
+        echo(f"     {item.url or '(no link)'}")
         notes = [f"published {_when(item.published)}", f"identity: {p.identity}"]
         if p.teaser:
             notes.append(p.teaser)
-        click.echo(f"     {' · '.join(notes)}")
+        echo(f"     {' · '.join(notes)}")
         for m in p.matches:
             label = f"topic {m.topic_id} only" if m.topic_only else f"finding {m.finding_id}"
-            click.echo(f"     FLAGGED {label} ({m.title})")
+            echo(f"     FLAGGED {label} ({m.title})")
             for e in m.evidence[:1]:
-                click.echo(f"       “{e.sentence}”")
+                echo(f"       “{e.sentence}”")
     if len(listed) > limit:
-        click.echo(f"\n... and {len(listed) - limit} more (--limit)")
+        echo(f"\n... and {len(listed) - limit} more (--limit)")
     flagged = [p for p in shown if p.matches]
     counts = Counter(m.finding_id for p in flagged for m in p.matches)
     tally = ", ".join(f"{fid} {n}" for fid, n in counts.most_common())
     teasers = sum(p.teaser.startswith("teaser only") for p in shown)
-    click.echo(f"\n{len(flagged)} of {len(shown)} items flagged" + (f" ({tally})" if tally else "")
+    echo(f"\n{len(flagged)} of {len(shown)} items flagged" + (f" ({tally})" if tally else "")
                + (f"; {teasers} teaser-only" if teasers else "")
                + ". Nothing was stored or sent.")  # fmt: skip
 

@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from classifiers.rules import RuleSet, load_rules, parse_rules
-from metwatch.cli.common import errors, settings_from_env
+from metwatch.cli.common import echo, errors, settings_from_env
 from metwatch.errors import RulesError
 from metwatch.opml import (
     FEED_KINDS,
@@ -42,14 +42,14 @@ def rules_check(path: str | None) -> None:
         ruleset: RuleSet = load_rules(settings.rules_path)
         orphans = _orphaned_follows(settings, ruleset)
     for target, chats in sorted(orphans.items()):
-        click.echo(
+        echo(
             f"{ruleset.path}: {chats} subscriber(s) follow {target!r}, which these rules do "
             f"not define (keep the id, or they stop getting its stories)",
             err=True,
         )
     if orphans:
         sys.exit(2)
-    click.echo(
+    echo(
         f"{ruleset.path}: ok (version {ruleset.version}): {len(ruleset.topics)} topics, "
         f"{len(ruleset.findings)} findings, {len(ruleset.sources)} sources"
     )
@@ -91,16 +91,16 @@ def rules_import_opml(opml_file: str, rules_path: str | None, interval: int, wri
         entries, known = sources_to_add(feeds, text, interval=interval)
         counts = f"{len(feeds)} feeds in {opml_file}, {known} of them listed already"
         if not entries:
-            click.echo(f"{path}: nothing to add ({counts})")
+            echo(f"{path}: nothing to add ({counts})")
             return
         if not write:
-            click.echo(f"# {len(entries)} new sources ({counts}): add under sources: in {path}")
-            click.echo(entries_yaml(entries), nl=False)
+            echo(f"# {len(entries)} new sources ({counts}): add under sources: in {path}")
+            echo(entries_yaml(entries), nl=False)
             return
         updated = add_to_rules(text, entries)
         parse_rules(updated.encode(), str(path))  # the new file must load, or nothing changes
         _replace(path, updated)
-    click.echo(f"{path}: added {len(entries)} sources ({counts}); a running metwatch reads "
+    echo(f"{path}: added {len(entries)} sources ({counts}); a running metwatch reads "
                "them at its next tick")  # fmt: skip
 
 
@@ -116,7 +116,7 @@ def rules_export_opml(output: BinaryIO, rules_path: str | None) -> None:
     output.write(opml_of(ruleset.sources, "metwatch sources", datetime.now(UTC)))
     others = [s.id for s in ruleset.sources if s.kind not in FEED_KINDS]
     if others:
-        click.echo(f"left out (page and sitemap sources have no feed): {', '.join(others)}",
+        echo(f"left out (page and sitemap sources have no feed): {', '.join(others)}",
                    err=True)  # fmt: skip
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from metwatch.app import Service
-from metwatch.cli.common import RULES_OPTION, errors, settings_from_env
+from metwatch.cli.common import RULES_OPTION, echo, errors, settings_from_env
+from metwatch.durations import duration
 from metwatch.errors import MetwatchError
 from metwatch.models import SourceHealth
 from metwatch.settings import describe
@@ -54,15 +55,15 @@ async def _poll_once(service: Service) -> None:
         await service.close()
     for r in results:
         if isinstance(r.value, MetwatchError):
-            click.echo(f"{r.source_id}: FAILED: {r.value}", err=True)
+            echo(f"{r.source_id}: FAILED: {r.value}", err=True)
         elif r.value is None:
-            click.echo(f"{r.source_id}: not modified", err=True)
+            echo(f"{r.source_id}: not modified", err=True)
         else:
-            click.echo(
+            echo(
                 f"{r.source_id}: {len(r.value.new_items)} new, {len(r.value.flagged)} flagged",
                 err=True,
             )
-    click.echo(f"delivered {report.sent} new, {report.edited} updated", err=True)
+    echo(f"delivered {report.sent} new, {report.edited} updated", err=True)
 
 
 @click.command()
@@ -77,23 +78,24 @@ def sources(as_json: bool) -> None:
         asyncio.run(service.close())
     if as_json:
         # For monitoring scripts: times in ISO 8601 (UTC), absent ones null.
-        click.echo(json.dumps([_health_json(h) for h in health], indent=2, ensure_ascii=False))
+        echo(json.dumps([_health_json(h) for h in health], indent=2, ensure_ascii=False))
         return
     for h in health:
-        click.echo(f"{h.id}  [{h.state}]  {h.name}  {h.url}")
-        click.echo(
+        echo(f"{h.id}  [{h.state}]  {h.name}  {h.url}")
+        echo(
             f"    last success: {_when(h.last_success)}   next poll: {_when(h.next_poll)}   "
             f"items seen: {h.items_seen}"
         )
         if h.moved_to:
-            click.echo(f"    moved permanently to {h.moved_to}: update the rules file")
+            echo(f"    moved permanently to {h.moved_to}: update the rules file")
         if h.gap_at is not None and h.recent_gap(now):
-            click.echo(
+            after = f", {duration(h.gap_after)} after the poll before" if h.gap_after else ""
+            echo(
                 f"    possible gap: the poll at {_when(h.gap_at)} found all {h.gap_entries} "
-                "entries new, so older ones may have left the feed unseen: poll it more often"
+                f"entries new{after}, so older ones may have left the feed unseen"
             )
         if h.last_error:
-            click.echo(f"    last error ({h.error_count} in a row): {h.last_error}")
+            echo(f"    last error ({h.error_count} in a row): {h.last_error}")
 
 
 def _health_json(h: SourceHealth) -> dict[str, Any]:
@@ -104,7 +106,7 @@ def _health_json(h: SourceHealth) -> dict[str, Any]:
         "id": h.id, "name": h.name, "url": h.url, "moved_to": h.moved_to, "state": h.state,
         "last_success": iso(h.last_success), "next_poll": iso(h.next_poll),
         "items_seen": h.items_seen, "last_error": h.last_error, "errors_in_a_row": h.error_count,
-        "gap_at": iso(h.gap_at), "gap_entries": h.gap_entries,
+        "gap_at": iso(h.gap_at), "gap_entries": h.gap_entries, "gap_after_s": h.gap_after,
     }  # fmt: skip
 
 
@@ -119,12 +121,12 @@ def stories(limit: int) -> None:
         recent = store.recent_stories(limit)
         store.engine.dispose()
     if not recent:
-        click.echo("no stories yet")
+        echo("no stories yet")
     for story in recent:
-        click.echo(f"#{story.id}  {story.headline}")
-        click.echo(f"    first seen {_when(story.first_seen)}, revision {story.revision}")
-        click.echo(f"    outlets: {', '.join(link.outlet for link in story.links)}")
-        click.echo(f"    findings: {', '.join(sorted(story.finding_ids)) or '(topic only)'}")
+        echo(f"#{story.id}  {story.headline}")
+        echo(f"    first seen {_when(story.first_seen)}, revision {story.revision}")
+        echo(f"    outlets: {', '.join(link.outlet for link in story.links)}")
+        echo(f"    findings: {', '.join(sorted(story.finding_ids)) or '(topic only)'}")
 
 
 def _when(value: datetime | None) -> str:
@@ -136,7 +138,7 @@ def config() -> None:
     """Print the effective settings (secrets masked)."""
     settings = settings_from_env()
     for name, value in describe(settings).items():
-        click.echo(f"{name}={value}")
+        echo(f"{name}={value}")
 
 
 @click.command("export")
@@ -173,7 +175,7 @@ def import_state(source: Any) -> None:
         store = open_store(settings.database_url)
         count = store.import_subscribers(data["subscribers"])
         store.engine.dispose()
-    click.echo(f"imported {count} subscribers (exported under rules {data.get('rules_version')})")
+    echo(f"imported {count} subscribers (exported under rules {data.get('rules_version')})")
 
 
 @click.group()
@@ -188,4 +190,4 @@ def db_upgrade() -> None:
 
     with errors():
         open_store(settings.database_url).engine.dispose()
-    click.echo("database is up to date")
+    echo("database is up to date")

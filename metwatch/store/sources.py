@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, func, update
 from sqlalchemy.exc import NoResultFound
@@ -38,6 +39,7 @@ GAP_QUIET = timedelta(days=1)
 _STATE_COLUMNS = (
     col(SourceRow.id), func.coalesce(col(SourceRow.moved_to), col(SourceRow.url)),
     col(SourceRow.etag), col(SourceRow.last_modified), col(SourceRow.error_count),
+    col(SourceRow.last_success_at),
 )  # fmt: skip
 
 #: One 304 answer: the same as ``record_success(..., modified=False, new_items=0)``.
@@ -67,10 +69,20 @@ class SourceStore(StoreBase):
                     row.enabled = False
                     continue
                 if row.url != spec.url:
-                    # A new address from the user: its own validators, and any
-                    # move the old one made is the user's to have followed.
-                    row.etag = row.last_modified = row.moved_to = None
+                    # A new address from the user: any move the old one made is
+                    # the user's to have followed.
+                    row.moved_to = None
+                if (row.url, row.kind, row.link_selector) != (
+                    spec.url,
+                    spec.kind,
+                    spec.link_selector,
+                ):
+                    # Read differently from now on: the validators of the old
+                    # reading would keep a 304 from showing the new one, and its
+                    # first poll finds everything new without that being a gap.
+                    row.etag = row.last_modified = row.last_success_at = None
                 row.name, row.kind, row.url = spec.name, spec.kind, spec.url
+                row.link_selector = spec.link_selector
                 row.interval, row.enabled = spec.interval, True
                 if row.next_poll_at is None:
                     row.next_poll_at = first_poll(spec)
@@ -78,7 +90,8 @@ class SourceStore(StoreBase):
                 s.add(
                     SourceRow(
                         id=spec.id, name=spec.name, kind=spec.kind, url=spec.url,
-                        interval=spec.interval, next_poll_at=first_poll(spec),
+                        link_selector=spec.link_selector, interval=spec.interval,
+                        next_poll_at=first_poll(spec),
                     )
                 )  # fmt: skip
 
@@ -205,16 +218,29 @@ class SourceStore(StoreBase):
             )
             return bool(changed.rowcount)
 
-    def record_gap(self, source_id: str, now: datetime, entries: int) -> bool:
-        """A poll found all ``entries`` of the source new: older items may have left
-        the feed unseen. True when the admins should hear of it: no gap was
-        recorded for the source within ``GAP_QUIET`` (a feed that turns over at
-        every poll is reported once, not at every poll)."""
-        with self._session() as s:
-            row = s.get_one(SourceRow, source_id)
-            last = aware(row.gap_at)
-            row.gap_at, row.gap_entries = now, entries
-            return last is None or now - last >= GAP_QUIET
+    def record_gap(self, source_id: str, now: datetime, entries: int, after: int) -> bool:
+        """A poll found all ``entries`` of the source new, ``after`` seconds after
+        the good poll before: older items may have left the feed unseen. True when
+        the admins should hear of it: no gap was recorded for the source within
+        ``GAP_QUIET`` (a feed that turns over at every poll is reported once, not
+        at every poll).
+
+        The first statement decides and records at once, so that of two instances
+        recording gaps of one source together only one is told to alert.
+        """
+        values = {"gap_at": now, "gap_entries": entries, "gap_after": after}
+        this_source = _SOURCES.c.id == source_id
+        with self._connection() as conn:
+            quiet = conn.execute(
+                _SOURCES.update()
+                .where(this_source)
+                .where((_SOURCES.c.gap_at.is_(None)) | (_SOURCES.c.gap_at <= now - GAP_QUIET))
+                .values(values)
+            )
+            if quiet.rowcount:
+                return True
+            conn.execute(_SOURCES.update().where(this_source).values(values))
+            return False
 
     def source_health(self) -> list[SourceHealth]:
         with self._session() as s:
@@ -223,7 +249,7 @@ class SourceStore(StoreBase):
                 SourceHealth(
                     r.id, r.name, r.url, aware(r.last_success_at), r.last_error, r.error_count,
                     aware(r.next_poll_at), r.items_seen, r.failing, r.moved_to,
-                    aware(r.gap_at), r.gap_entries,
+                    aware(r.gap_at), r.gap_entries, r.gap_after,
                 )
                 for r in rows
             ]  # fmt: skip
@@ -279,7 +305,7 @@ def _claim_locking(
         .returning(*_STATE_COLUMNS, due.c.next_poll_at)
     )
     # RETURNING comes in no particular order; the last column is only the sort key.
-    return [SourceState(*r[:-1]) for r in sorted(rows, key=lambda r: r[-1])]
+    return [_state(r[:-1]) for r in sorted(rows, key=lambda r: r[-1])]
 
 
 def _claim_on_sqlite(
@@ -304,7 +330,12 @@ def _claim_on_sqlite(
         .returning(*_STATE_COLUMNS)
     )
     # RETURNING comes in no particular order.
-    return [SourceState(*r) for r in sorted(rows, key=lambda r: order[r[0]])]
+    return [_state(r) for r in sorted(rows, key=lambda r: order[r[0]])]
+
+
+def _state(row: Sequence[Any]) -> SourceState:
+    source_id, url, etag, last_modified, error_count, last_success_at = row
+    return SourceState(source_id, url, etag, last_modified, error_count, aware(last_success_at))
 
 
 def _failing_among(conn: Connection, ids: Sequence[str]) -> dict[str, bool]:

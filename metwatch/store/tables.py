@@ -41,6 +41,10 @@ class SourceRow(SQLModel, table=True):
     #: have left the feed unseen since the poll before.
     gap_at: datetime | None = Field(default=None, sa_column=_utc())
     gap_entries: int | None = None
+    #: Seconds between that poll and the good poll before it.
+    gap_after: int | None = None
+    #: A page source's CSS selector for article links, as the rules file gives it.
+    link_selector: str | None = None
 
 
 class ItemRow(SQLModel, table=True):

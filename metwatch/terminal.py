@@ -1,0 +1,24 @@
+"""Text from feeds made safe to print on a terminal.
+
+A feed's title can carry escape sequences (recolour the screen, retitle the
+window, hide what follows), a carriage return or backspaces (overwrite what was
+printed) or Unicode direction overrides (show a link backwards). The CLI, the
+console subscriber and text logs print such characters as visible escapes;
+newlines and tabs, which metwatch's own output uses, are kept.
+"""
+
+from __future__ import annotations
+
+_KEPT = {"\n", "\t"}
+_CONTROLS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))]
+#: Embeddings, overrides and isolates (U+202A-202E, U+2066-2069).
+_DIRECTIONS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+_ESCAPES = str.maketrans(
+    {c: f"\\x{ord(c):02x}" for c in _CONTROLS if c not in _KEPT}
+    | {c: f"\\u{ord(c):04x}" for c in _DIRECTIONS}
+)
+
+
+def printable(text: str) -> str:
+    r"""``text`` with control and direction characters as escapes: "\x1b[2J" for ESC[2J."""
+    return text.translate(_ESCAPES)
