@@ -138,6 +138,9 @@ class RuleSet:
     #: The file's bytes, from which a worker process compiles the same rules
     #: (compiled rules hold RE2 objects, which cannot be pickled).
     data: bytes = field(default=b"", repr=False, compare=False)
+    #: Sources the file lists with ``enabled: false``: not polled, but checked
+    #: like the others and previewable by id.
+    disabled_sources: tuple[SourceSpec, ...] = ()
 
     def finding(self, finding_id: str) -> Finding | None:
         return next((f for f in self.findings if f.id == finding_id), None)
@@ -277,10 +280,12 @@ class _Compiler:
         findings = tuple(self._finding(i, f) for i, f in enumerate(self.doc.findings))
         self._check_ids()
         sources = tuple(self._source(s) for s in self.doc.sources if s.enabled)
+        disabled = tuple(self._source(s) for s in self.doc.sources if not s.enabled)
         if self.errors:
             raise RulesErrors(self.errors)
         patterns = PatternSet(self.pattern_texts)
-        return RuleSet(self.path, version, topics, findings, terms, sources, patterns, data)
+        return RuleSet(self.path, version, topics, findings, terms, sources, patterns, data,
+                       disabled)  # fmt: skip
 
     def _terms(self) -> dict[str, Term]:
         for name, group in self.doc.synonyms.items():

@@ -50,7 +50,7 @@ from watchers.fastparse import FeedParser
 from watchers.fetch import Fetcher
 from watchers.fulltext import ArticleTexts
 from watchers.gaps import MIN_GAP_ENTRIES, Gap, find_gap, gap_alert
-from watchers.normalise import normalise
+from watchers.normalise import first_of_each, normalise
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class Pipeline:
         entries only, and what scrolled off between two polls cannot be fetched.
         This is how metwatch notices, and says so.
         """
-        entries = len({i.id for i in items})
+        entries = len(first_of_each(items))
         if entries < MIN_GAP_ENTRIES or len(new) < entries:
             return None  # the usual case, decided without the store
         return find_gap(
@@ -254,7 +254,7 @@ class Pipeline:
         """The items new to the store, repeats dropped (not stored yet: an item is
         stored with its classification, so a crash in between cannot lose its
         alert)."""
-        return self.store.sort_new(_unique(items))
+        return self.store.sort_new([items[n] for n in first_of_each(items)])
 
     async def _classify(self, items: Sequence[Item]) -> tuple[list[Classified], list[StoryInputs]]:
         """classify -> fingerprints and summaries of the flagged items: pure, so no
@@ -351,14 +351,3 @@ def _classified(
     """Items with their verdicts, and the story inputs of the flagged ones."""
     classified = [Classified(i, found) for i, (found, _) in zip(items, verdicts, strict=True)]
     return classified, [inputs for _, inputs in verdicts if inputs is not None]
-
-
-def _unique(items: Sequence[Item]) -> list[Item]:
-    """Drop repeats within one feed (duplicate GUIDs): first occurrence wins."""
-    seen: set[str] = set()
-    kept = []
-    for item in items:
-        if item.id not in seen:
-            seen.add(item.id)
-            kept.append(item)
-    return kept

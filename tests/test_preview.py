@@ -124,3 +124,31 @@ def test_feed_text_cannot_drive_the_terminal(tmp_path: Path, feed_server: FeedSe
     assert "Met\\x1b[2J\\x1b]0;owned\\x07 report" in page.stdout
     assert "Met \\u202egpj.exe" in feed.stdout
     assert not any(c in page.stdout + feed.stdout for c in "\x1b\x07\u202e")
+
+
+def test_repeats_disabled_sources_and_private_article_pages(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    teaser = FeedItem(title="Met chief answers inspectors", guid="t-1",
+                      link=feed_server.url("/articles/2"), description="Short.")  # fmt: skip
+    # The same article under a second GUID: a poll keeps one item per link.
+    again = FeedItem(title="Met chief answers inspectors (updated)", guid="t-2",
+                     link=feed_server.url("/articles/2"), description="Short.")  # fmt: skip
+    feed_server.serve("/feed.xml", rss([teaser, again]))
+    feed_server.serve("/articles/2", ARTICLE, content_type="text/html")
+    rules = write_rules(tmp_path, [
+        {"id": "live", "name": "Live", "url": feed_server.url("/other.xml")},
+        {"id": "paused", "name": "Paused", "url": feed_server.url("/feed.xml"), "enabled": False},
+    ])  # fmt: skip
+
+    result = metwatch("preview", "paused", "--full-text", cwd=tmp_path,
+                      METWATCH_RULES_PATH=str(rules), **TEASERS)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith(f"paused is disabled in {rules}: shown here, not polled\n")
+    assert "2 entries: 1 item (1 repeated within the body, kept once)" in out
+    assert "(updated)" not in out
+    # Article pages on private or loopback addresses are refused unless allowed.
+    assert "teaser only: no full text (refused: " in out and "a loopback address" in out
+    assert feed_server.requests("/articles/2") == []

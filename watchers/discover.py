@@ -27,6 +27,9 @@ FEED_TYPES = frozenset(
 )  # fmt: skip
 #: A page naming more feeds than this lists its categories; the first ones do.
 MAX_FEEDS = 10
+#: Longer feed URLs are left out of the hint: it is stored and shown as the
+#: source's last error, and a page must not fill that with kilobytes of address.
+HINT_URL_MAX = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,7 @@ def feeds_named_by(html: bytes, page_url: str, content_type: str = "") -> list[F
 
 def discovery_hint(html: bytes, page_url: str, content_type: str = "") -> str:
     """ "the page names its feed: URL" (or feeds), or "" when it names none."""
-    feeds = feeds_named_by(html, page_url, content_type)
+    feeds = [f for f in feeds_named_by(html, page_url, content_type) if len(f.url) <= HINT_URL_MAX]
     if not feeds:
         return ""
     if len(feeds) == 1:

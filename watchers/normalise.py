@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -120,3 +121,20 @@ def normalise(entry: RawEntry, source: SourceSpec, now: datetime) -> Item:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def first_of_each(items: Sequence[Item]) -> list[int]:
+    """Positions of the items a poll keeps from one body: a repeat of an earlier
+    item's id, or of its canonical link under another id, is dropped (the store
+    keeps one item per link, so the first decides, as for the store's own items)."""
+    ids: set[str] = set()
+    urls: set[str] = set()
+    kept: list[int] = []
+    for n, item in enumerate(items):
+        if item.id in ids or (item.url and item.url in urls):
+            continue
+        ids.add(item.id)
+        if item.url:
+            urls.add(item.url)
+        kept.append(n)
+    return kept

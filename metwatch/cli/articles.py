@@ -72,7 +72,7 @@ def classify(article: str, rules: str | None, as_json: bool, explain: bool) -> N
         ]  # fmt: skip
         topics = sorted({m.topic_id for m in matches})
         echo(json.dumps({"title": item.title, "findings": findings, "topics": topics},
-                              ensure_ascii=False, indent=2))  # fmt: skip
+                        ensure_ascii=False, indent=2))  # fmt: skip
         return
     echo(f"{item.title}")
     if not matches:

@@ -32,7 +32,7 @@ from watchers.crawl_policy import CrawlPolicy
 from watchers.fastparse import Reading
 from watchers.fetch import Fetcher
 from watchers.fulltext import ArticleTexts
-from watchers.normalise import identity_basis
+from watchers.normalise import first_of_each, identity_basis
 
 KINDS = ("feed", "page", "sitemap")
 _READINGS: dict[Reading, str] = {
@@ -89,6 +89,8 @@ def _spec(
     target: str, rules: RuleSet, settings: Settings, kind: str | None, selector: str | None
 ) -> SourceSpec:
     spec = next((s for s in rules.sources if s.id == target), None)
+    if spec is None and (spec := _disabled(rules, target)) is not None:
+        echo(f"{target} is disabled in {settings.rules_path}: shown here, not polled")
     if spec is None:
         if not target.startswith(("http://", "https://")):
             known = ", ".join(s.id for s in rules.sources) or "none"
@@ -102,6 +104,10 @@ def _spec(
     if spec.kind == "page" and not spec.link_selector:
         raise click.UsageError("a page is read through a CSS selector: give --link-selector")
     return spec
+
+
+def _disabled(rules: RuleSet, source_id: str) -> SourceSpec | None:
+    return next((s for s in rules.disabled_sources if s.id == source_id), None)
 
 
 async def _preview(
@@ -126,17 +132,14 @@ async def _preview(
         await fetcher.client.aclose()
         await documents.client.aclose()
     shown: list[PreviewItem] = []
-    seen: set[str] = set()
-    for item, entry in zip(items.items, entries, strict=True):
-        if item.id in seen:
-            continue  # a repeat within the body: a poll keeps the first
-        seen.add(item.id)
-        text = texts[item.id]
-        shown.append(PreviewItem(text, identity_basis(entry), notes.get(item.id, ""),
+    for n in first_of_each(items.items):  # a repeat of an id or link: a poll keeps the first
+        item_id = items.items[n].id
+        text = texts[item_id]
+        shown.append(PreviewItem(text, identity_basis(entries[n]), notes.get(item_id, ""),
                                  tuple(match_item(text, rules))))  # fmt: skip
     repeats = len(entries) - len(shown)
     again = f" ({repeats} repeated within the body, kept once)" if repeats else ""
-    echo(f"{len(entries)} entries: {len(shown)} items{again}")
+    echo(f"{_count(len(entries), 'entry', 'entries')}: {_count(len(shown), 'item')}{again}")
     return shown
 
 
@@ -174,7 +177,7 @@ def _print_fetch(
 ) -> None:  # fmt: skip
     kind = fetched.content_type.split(";")[0] or "no content type"
     echo(f"fetched: HTTP {fetched.status}, {kind}, {len(fetched.content):,} bytes "
-               f"in {took:.2f} s")  # fmt: skip
+         f"in {took:.2f} s")  # fmt: skip
     if fetched.final_url != spec.url:
         moved = "permanently" if fetched.moved_to else "temporarily"
         echo(f"redirected {moved} to {fetched.final_url}")
@@ -185,7 +188,7 @@ def _print_fetch(
              if seconds is not None]  # fmt: skip
     if hints:
         echo(f"between polls: {'; '.join(hints)}; interval {spec.interval} s "
-                   "(metwatch never polls sooner than the site asks, up to a day)")  # fmt: skip
+             "(metwatch never polls sooner than the site asks, up to a day)")  # fmt: skip
 
 
 def _print_items(shown: list[PreviewItem], limit: int, flagged_only: bool) -> None:
@@ -210,8 +213,12 @@ def _print_items(shown: list[PreviewItem], limit: int, flagged_only: bool) -> No
     tally = ", ".join(f"{fid} {n}" for fid, n in counts.most_common())
     teasers = sum(p.teaser.startswith("teaser only") for p in shown)
     echo(f"\n{len(flagged)} of {len(shown)} items flagged" + (f" ({tally})" if tally else "")
-               + (f"; {teasers} teaser-only" if teasers else "")
-               + ". Nothing was stored or sent.")  # fmt: skip
+         + (f"; {teasers} teaser-only" if teasers else "")
+         + ". Nothing was stored or sent.")  # fmt: skip
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _when(value: datetime | None) -> str:

@@ -101,7 +101,7 @@ def rules_import_opml(opml_file: str, rules_path: str | None, interval: int, wri
         parse_rules(updated.encode(), str(path))  # the new file must load, or nothing changes
         _replace(path, updated)
     echo(f"{path}: added {len(entries)} sources ({counts}); a running metwatch reads "
-               "them at its next tick")  # fmt: skip
+         "them at its next tick")  # fmt: skip
 
 
 @rules.command("export-opml")
@@ -117,7 +117,7 @@ def rules_export_opml(output: BinaryIO, rules_path: str | None) -> None:
     others = [s.id for s in ruleset.sources if s.kind not in FEED_KINDS]
     if others:
         echo(f"left out (page and sitemap sources have no feed): {', '.join(others)}",
-                   err=True)  # fmt: skip
+             err=True)  # fmt: skip
 
 
 def _read_text(path: Path) -> str:

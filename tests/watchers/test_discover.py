@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from metwatch.errors import ParseError
-from watchers.discover import MAX_FEEDS, discovery_hint, feeds_named_by
+from watchers.discover import HINT_URL_MAX, MAX_FEEDS, discovery_hint, feeds_named_by
 from watchers.parse import parse_feed
 
 PAGE = "https://www.example.com/news/london/"
@@ -57,6 +57,18 @@ def test_a_page_naming_many_feeds_is_cut_short() -> None:
     )
     feeds = feeds_named_by(_page(links), PAGE)
     assert len(feeds) == MAX_FEEDS and feeds[0].url == "https://www.example.com/c0.xml"
+
+
+def test_the_hint_leaves_out_addresses_too_long_to_show() -> None:
+    long_href = "/feed.xml?" + "x" * HINT_URL_MAX
+    html = _page(
+        f'<link rel="alternate" type="application/rss+xml" href="{long_href}">'
+        '<link rel="alternate" type="application/rss+xml" href="/rss.xml">'
+    )
+    assert len(feeds_named_by(html, PAGE)) == 2  # discovery itself keeps both
+    assert discovery_hint(html, PAGE) == "the page names its feed: https://www.example.com/rss.xml"
+    only_long = _page(f'<link rel="alternate" type="application/rss+xml" href="{long_href}">')
+    assert discovery_hint(only_long, PAGE) == ""
 
 
 @pytest.mark.parametrize(

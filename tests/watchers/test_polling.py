@@ -131,6 +131,15 @@ async def test_conditional_get_and_no_repeats(
     assert [i.title for i in third.new_items] == ["Second"]
     assert third.new_items[0].url == "https://news.example.com/b"
 
+    # One new article under two GUIDs in one body: one item (the first), as preview shows.
+    feed_server.serve("/feed.xml", rss([
+        FeedItem(title="Third", link="https://news.example.com/c", guid="c-1"),
+        FeedItem(title="Third again", link="https://news.example.com/c?utm_source=y", guid="c-2"),
+    ]), etag='"v3"')  # fmt: skip
+    fourth = (await _poll_all(pipeline))["feed"].value
+    assert fourth is not None and not isinstance(fourth, Exception)
+    assert [i.title for i in fourth.new_items] == ["Third"]
+
 
 async def test_an_edited_item_is_updated_not_repeated(
     tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
