@@ -102,13 +102,15 @@ class AdminCommands:
             self.store.source_health(), self.store.outbox_counts(), self.rules().version,
             self.clock(),
         )  # fmt: skip
-        await _reply(update, text)
+        for part in views.messages(text):
+            await _reply(update, part)
 
     async def sources(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Each enabled source: state, last success, errors, items seen, next poll."""
         if not await self._allowed(update, "sources"):
             return
-        await _reply(update, views.sources(self.store.source_health(), self.clock()))
+        for part in views.messages(views.sources(self.store.source_health(), self.clock())):
+            await _reply(update, part)
 
     async def broadcast(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Send the text after /broadcast to every active, unpaused subscriber."""

@@ -123,10 +123,13 @@ def search_results(words: Sequence[str], items: Sequence[FoundItem]) -> str:
 
 
 def source_line(h: SourceHealth, now: datetime) -> str:
+    """One source's health, a few hundred characters at most (``messages`` splits
+    a list of them between lines)."""
     last = f"{h.last_success:%d %b %H:%M}" if h.last_success else "never"
-    line = f"• {esc(h.name)} (<code>{esc(h.id)}</code>): {h.state}, last success {last}"
+    name = esc(shorten(h.name, 100))
+    line = f"• {name} (<code>{esc(h.id)}</code>): {h.state}, last success {last}"
     if h.moved_to:
-        line += f", moved permanently to {esc(h.moved_to)}"
+        line += f", moved permanently to {esc(shorten(h.moved_to, 300))}"
     if h.gap_at is not None and h.recent_gap(now):
         after = f" {duration(h.gap_after)} after the poll before" if h.gap_after else ""
         line += (f", possible gap {h.gap_at:%d %b %H:%M}: all {h.gap_entries} entries were "
@@ -152,6 +155,24 @@ def sources(health: Sequence[SourceHealth], now: datetime) -> str:
 
 def _when(value: datetime | None) -> str:
     return f"{value:%H:%M}" if value else "not scheduled"
+
+
+def messages(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """``text`` as few messages as Telegram's limit allows, split between lines.
+
+    For lists that grow with the rules file (``/sources``, ``/status``): their
+    lines are each far below the limit and hold whole tags, so no split breaks
+    the HTML.
+    """
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        if current and len(current) + 1 + len(line) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    return [*parts, current]
 
 
 def status(

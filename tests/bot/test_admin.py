@@ -4,6 +4,7 @@ a real SQLite file. Admins are the chat ids given at start-up (here ``ADMIN``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from telegram import BotCommandScopeChat
 
 from bot.handlers import SUBSCRIBER_USAGE
 from classifiers.rules import RuleSet
+from metwatch.models import SourceSpec
 from metwatch.store.subscribers import pause
 from tests.bot.test_commands import ADMIN, CHAT, NOW, OTHER, Running, running_bot
 from tests.support.bot_api import BotApiEmulator
@@ -67,6 +69,30 @@ async def test_status_and_sources_show_source_health_escaped(bot: Running, rules
     assert f"{rules.sources[0].name} ({failing}): FAILING" in sources.text
     assert "last error: HTTP 503 <Service Unavailable> & co" in sources.text
     assert f"{rules.sources[1].id}): ok, last success never" in sources.text
+
+
+async def test_many_sources_come_in_several_messages_within_telegram_s_limit(
+    bot: Running,
+) -> None:
+    name = "Outlet with a long name " * 8
+    specs = [
+        SourceSpec(f"source-{n:02}", f"{name}{n}", "feed", f"https://n{n}.example.com/rss", 900)
+        for n in range(60)
+    ]
+    bot.store.sync_sources(specs, lambda spec: NOW)
+    for spec in specs:
+        bot.store.record_failure(spec.id, now=NOW, next_poll=NOW, threshold=5,
+                                 error="not a feed: got text/html; " + "<x> " * 100)  # fmt: skip
+
+    for command in ("/sources", "/status"):
+        before = len(bot.emu.messages(ADMIN))  # the bot's messages in the chat
+        await bot.say(ADMIN, command, expect=3)
+        await asyncio.sleep(0.2)  # for any further parts
+        parts = [m.text for m in bot.emu.messages(ADMIN)[before:]]
+        assert len(parts) >= 3, command  # 60 lines of ~400 characters: no single message
+        text = "\n".join(parts)
+        assert [text.count(f"(source-{n:02})") for n in range(60)] == [1] * 60, command
+        assert all(len(p) <= 4096 for p in parts)
 
 
 async def test_broadcast_reaches_active_unpaused_chats_and_counts(bot: Running) -> None:
