@@ -280,7 +280,7 @@ class _Compiler:
         findings = tuple(self._finding(i, f) for i, f in enumerate(self.doc.findings))
         self._check_ids()
         sources = tuple(self._source(s) for s in self.doc.sources if s.enabled)
-        disabled = tuple(self._source(s) for s in self.doc.sources if not s.enabled)
+        disabled = self._disabled_sources()
         if self.errors:
             raise RulesErrors(self.errors)
         patterns = PatternSet(self.pattern_texts)
@@ -412,6 +412,22 @@ class _Compiler:
                         hint="ids must be unique; subscribers follow topics and findings by id",
                     )
                 seen[key] = kind[:-1]
+
+    def _disabled_sources(self) -> tuple[SourceSpec, ...]:
+        """The ``enabled: false`` sources that are complete (for ``metwatch preview``).
+
+        Not checked: a source kept disabled because it is unfinished must not stop
+        the rules file from loading.
+        """
+        complete: list[SourceSpec] = []
+        for entry in self.doc.sources:
+            if not entry.enabled:
+                errors = len(self.errors)
+                spec = self._source(entry)
+                if len(self.errors) == errors:
+                    complete.append(spec)
+                del self.errors[errors:]
+        return tuple(complete)
 
     def _source(self, spec: SourceEntry) -> SourceSpec:
         url = spec.url

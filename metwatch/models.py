@@ -42,6 +42,8 @@ class SourceState:
     error_count: int
     #: The last good poll at the source's current address, kind and selector.
     last_success_at: datetime | None = None
+    #: When the schedule wanted this poll (``make_all_due`` makes it "now").
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from watchers.fastparse import FeedParser
 from watchers.fetch import Fetcher
 from watchers.fulltext import ArticleTexts
 from watchers.gaps import MIN_GAP_ENTRIES, Gap, find_gap, gap_alert
-from watchers.normalise import first_of_each, normalise
+from watchers.normalise import normalise
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Pipeline:
             # All of a tick's 304s in one write (a thirtieth of a transaction per
             # source); also when the tick is cancelled by a shutdown, so the sources
             # that answered are not left claimed until their lease runs out.
-            recovered = self.store.record_not_modified(not_modified, self.clock())
+            recovered = self.store.record_not_modified(not_modified, self.clock(), specs)
         for source_id in recovered:
             spec = specs[source_id]
             await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
@@ -188,7 +188,7 @@ class Pipeline:
             return PollResult(spec.id, e)
         recovered = self.store.record_success(
             spec.id, now=now, etag=fetched.etag, last_modified=fetched.last_modified,
-            new_items=len(outcome.new_items),
+            new_items=len(outcome.new_items), read_as=spec,
             next_poll=schedule.after_success(now, spec.interval, wait_hint),
         )  # fmt: skip
         log.info(
@@ -234,27 +234,28 @@ class Pipeline:
         entries only, and what scrolled off between two polls cannot be fetched.
         This is how metwatch notices, and says so.
         """
-        entries = len(first_of_each(items))
+        entries = len({i.id for i in items})
         if entries < MIN_GAP_ENTRIES or len(new) < entries:
             return None  # the usual case, decided without the store
         return find_gap(
             entries, len(new), now=now, interval=spec.interval, wait_hint=wait_hint,
             had_items=await self._off_loop(self.store.has_items_from, spec.id),
-            previous_success=state.last_success_at, failed_since=state.error_count > 0,
+            previous_success=state.last_success_at, due_at=state.due_at,
+            failed_since=state.error_count > 0,
         )  # fmt: skip
 
     async def _record_gap(self, spec: SourceSpec, gap: Gap, now: datetime) -> None:
         after = int(gap.after.total_seconds())
-        if not self.store.record_gap(spec.id, now, gap.entries, after):
-            return  # told within the quiet day
-        if (alert := gap_alert(spec.name, spec.id, spec.interval, gap)) is not None:
+        alert = gap_alert(spec.name, spec.id, spec.interval, gap)
+        told = self.store.record_gap(spec.id, now, gap.entries, after, alert=alert is not None)
+        if alert is not None and told:  # not told of a gap of this source within the day
             await self._alert(alert)
 
     def _find_new(self, items: Sequence[Item]) -> list[Item]:
         """The items new to the store, repeats dropped (not stored yet: an item is
         stored with its classification, so a crash in between cannot lose its
         alert)."""
-        return self.store.sort_new([items[n] for n in first_of_each(items)])
+        return self.store.sort_new(_unique(items))
 
     async def _classify(self, items: Sequence[Item]) -> tuple[list[Classified], list[StoryInputs]]:
         """classify -> fingerprints and summaries of the flagged items: pure, so no
@@ -351,3 +352,18 @@ def _classified(
     """Items with their verdicts, and the story inputs of the flagged ones."""
     classified = [Classified(i, found) for i, (found, _) in zip(items, verdicts, strict=True)]
     return classified, [inputs for _, inputs in verdicts if inputs is not None]
+
+
+def _unique(items: Sequence[Item]) -> list[Item]:
+    """Drop repeats within one feed (duplicate GUIDs): first occurrence wins.
+
+    Repeats of a link under another id are the store's to drop (``sort_new``),
+    as it knows which of them is stored already and may have been edited.
+    """
+    seen: set[str] = set()
+    kept = []
+    for item in items:
+        if item.id not in seen:
+            seen.add(item.id)
+            kept.append(item)
+    return kept

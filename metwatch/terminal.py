@@ -9,6 +9,8 @@ newlines and tabs, which metwatch's own output uses, are kept.
 
 from __future__ import annotations
 
+import json
+
 _KEPT = {"\n", "\t"}
 _CONTROLS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))]
 #: Embeddings, overrides and isolates (U+202A-202E, U+2066-2069).
@@ -17,8 +19,18 @@ _ESCAPES = str.maketrans(
     {c: f"\\x{ord(c):02x}" for c in _CONTROLS if c not in _KEPT}
     | {c: f"\\u{ord(c):04x}" for c in _DIRECTIONS}
 )
+#: JSON's own escapes: inside a JSON string they decode to the same characters.
+_JSON_ESCAPES = str.maketrans({c: f"\\u{ord(c):04x}" for c in (*_CONTROLS, *_DIRECTIONS)
+                               if c not in _KEPT})  # fmt: skip
 
 
 def printable(text: str) -> str:
     r"""``text`` with control and direction characters as escapes: "\x1b[2J" for ESC[2J."""
     return text.translate(_ESCAPES)
+
+
+def printable_json(value: object) -> str:
+    """``value`` as indented JSON that is safe to print: the characters
+    ``printable`` escapes are written as JSON ``\\u`` escapes, so the document
+    still parses to the same values."""
+    return json.dumps(value, indent=2, ensure_ascii=False).translate(_JSON_ESCAPES)

@@ -4,13 +4,17 @@ A feed shows its newest entries only; what scrolled off between two polls cannot
 be fetched afterwards. When every entry of a poll is new to a source that had
 items before, some may have been missed. Why decides what to tell the admins:
 
-* ``interval``: the poll before was on schedule, at the source's own interval:
-  the source publishes faster than it is polled; a shorter interval helps;
-* ``site``: on schedule, but the site's hint (Cache-Control, Expires, ttl) made
-  metwatch wait longer than the interval; a shorter interval would not help;
-* ``unpolled``: the poll before was long ago (the source was failing, or
-  metwatch was not running): the gap is recorded and shown, but there is
-  nothing to change, and the admins heard of the failures already.
+* ``interval``: the schedule spaced the two polls by the source's interval:
+  the source publishes faster than that; a shorter interval helps;
+* ``site``: the schedule waited longer, as the site's hint (Cache-Control,
+  Expires, ttl) asked; a shorter interval would not help, another source might;
+* ``unpolled``: polls failed in between, this poll came late (metwatch was not
+  running, or busy), or something else spaced the polls (``poll --once`` from
+  cron): recorded and shown, but not alerted; there is no setting to change.
+
+The schedule's own spacing is the time the poll was due (``next_poll_at`` when
+claimed) less the previous good poll: a site's hint at that poll decided it, and
+an ``Expires`` hint differs from one answer to the next.
 
 Not a gap: fewer than ``MIN_GAP_ENTRIES`` entries (a feed that small turns over
 with every item), a source's first poll, or the first poll after its address,
@@ -29,10 +33,11 @@ from metwatch.durations import duration
 from watchers.schedule import longest_wait
 
 MIN_GAP_ENTRIES = 3
-#: How late a poll may come, beyond the longest wait its schedule allows, and still
-#: count as on schedule: ticks, a full worker pool and a busy site delay polls.
-LATE = 0.5
-LATE_MIN = timedelta(minutes=2)
+#: How late a poll may come after it was due, or how much longer than the interval
+#: the schedule may space polls, and still be on schedule: ticks, a full worker
+#: pool and a busy site delay polls.
+LATE = timedelta(minutes=2)
+LATE_SHARE = 0.5
 
 Cause = Literal["interval", "site", "unpolled"]
 
@@ -44,31 +49,42 @@ class Gap:
     entries: int
     after: timedelta
     cause: Cause
-    #: The longest the schedule waited between polls (seconds).
-    spacing: float
+    #: How long the schedule waited after the previous good poll.
+    planned: timedelta
 
 
 def find_gap(
     entries: int, new: int, *, had_items: bool, previous_success: datetime | None,
-    failed_since: bool, now: datetime, interval: int, wait_hint: float | None,
+    due_at: datetime | None, failed_since: bool, now: datetime, interval: int,
+    wait_hint: float | None,
 ) -> Gap | None:  # fmt: skip
     """The gap a poll shows, if any.
 
     ``entries``: distinct entries in the body; ``new``: how many were new;
     ``had_items``: the source stored items before; ``previous_success``: its last
-    good poll at its current address (None: never); ``failed_since``: polls
-    failed after it; ``wait_hint``: the site's longest hint now (seconds).
+    good poll as it is read now (None: never); ``due_at``: when this poll was due
+    (None: now); ``failed_since``: polls failed after the previous good one;
+    ``wait_hint``: the site's longest hint in this answer (seconds).
     """
     if entries < MIN_GAP_ENTRIES or new < entries or not had_items or previous_success is None:
         return None
-    after = now - previous_success
-    spacing = longest_wait(interval, wait_hint)
-    on_time = timedelta(seconds=spacing * (1 + LATE)) + LATE_MIN
-    if failed_since or after > on_time:
-        cause: Cause = "unpolled"
-    else:
-        cause = "site" if spacing > interval else "interval"
-    return Gap(entries, after, cause, spacing)
+    due = due_at or now
+    after, planned = now - previous_success, due - previous_success
+    return Gap(entries, after, _cause(planned, now - due, failed_since, interval, wait_hint),
+               planned)  # fmt: skip
+
+
+def _cause(
+    planned: timedelta, late: timedelta, failed_since: bool, interval: int, wait_hint: float | None
+) -> Cause:
+    allowance = LATE + timedelta(seconds=interval * LATE_SHARE)
+    if failed_since or late > allowance:
+        return "unpolled"
+    if planned <= timedelta(seconds=interval) + LATE:
+        return "interval"
+    # Longer than the interval: only a site's hint makes the schedule wait longer;
+    # if the site gives none now, something else spaced the polls.
+    return "site" if longest_wait(interval, wait_hint) > interval else "unpolled"
 
 
 def gap_alert(name: str, source_id: str, interval: int, gap: Gap) -> str | None:
@@ -81,7 +97,7 @@ def gap_alert(name: str, source_id: str, interval: int, gap: Gap) -> str | None:
         return f"{head} If it publishes that fast, give it an interval shorter than {interval} s."
     if gap.cause == "site":
         return (
-            f"{head} The site asks to be polled at most every {duration(gap.spacing)} "
+            f"{head} The site asks to be polled at most every {duration(gap.planned)} "
             f"(Cache-Control, Expires or its feed's ttl), longer than the interval of "
             f"{interval} s, and metwatch honours that: a news-search source or a section "
             "feed of the site may cover what this one drops."

@@ -124,9 +124,10 @@ def utc_now() -> datetime:
 
 
 def first_of_each(items: Sequence[Item]) -> list[int]:
-    """Positions of the items a poll keeps from one body: a repeat of an earlier
-    item's id, or of its canonical link under another id, is dropped (the store
-    keeps one item per link, so the first decides, as for the store's own items)."""
+    """Positions of the items a poll of a new source keeps from one body: a repeat
+    of an earlier item's id, or of its canonical link under another id, is dropped
+    (the store keeps one item per link; ``ItemStore.sort_new`` does the same with
+    what is stored). For ``metwatch preview``, which has no store."""
     ids: set[str] = set()
     urls: set[str] = set()
     kept: list[int] = []

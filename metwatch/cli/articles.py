@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from classifiers.rules import RuleSet, load_rules
 from metwatch.app import Service, utc_now
 from metwatch.backtest import BacktestReport
 from metwatch.backtest import backtest as run_backtest
-from metwatch.cli.common import RULES_OPTION, echo, errors, settings_from_env
+from metwatch.cli.common import RULES_OPTION, echo, echo_json, errors, settings_from_env
 from metwatch.models import Item, RawEntry, SourceSpec
 from watchers.article import article_from_text
 from watchers.normalise import normalise
@@ -71,8 +70,7 @@ def classify(article: str, rules: str | None, as_json: bool, explain: bool) -> N
             for m in matches if not m.topic_only
         ]  # fmt: skip
         topics = sorted({m.topic_id for m in matches})
-        echo(json.dumps({"title": item.title, "findings": findings, "topics": topics},
-                        ensure_ascii=False, indent=2))  # fmt: skip
+        echo_json({"title": item.title, "findings": findings, "topics": topics})
         return
     echo(f"{item.title}")
     if not matches:

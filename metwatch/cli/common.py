@@ -12,7 +12,7 @@ import click
 from metwatch.errors import MetwatchError
 from metwatch.logs import configure_logging
 from metwatch.settings import Settings, load_settings
-from metwatch.terminal import printable
+from metwatch.terminal import printable, printable_json
 
 RULES_OPTION = click.option(
     "--rules", type=click.Path(), help="Rules file (default: METWATCH_RULES_PATH)."
@@ -23,6 +23,11 @@ def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
     """``click.echo`` for lines that may hold text from feeds or sites
     (``metwatch.terminal``)."""
     click.echo(printable(message), err=err, nl=nl)
+
+
+def echo_json(value: object) -> None:
+    """``value`` as indented JSON, printable as ``echo`` makes text and still valid."""
+    click.echo(printable_json(value))
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from metwatch.app import Service
-from metwatch.cli.common import RULES_OPTION, echo, errors, settings_from_env
+from metwatch.cli.common import RULES_OPTION, echo, echo_json, errors, settings_from_env
 from metwatch.durations import duration
 from metwatch.errors import MetwatchError
 from metwatch.models import SourceHealth
@@ -78,7 +78,7 @@ def sources(as_json: bool) -> None:
         asyncio.run(service.close())
     if as_json:
         # For monitoring scripts: times in ISO 8601 (UTC), absent ones null.
-        echo(json.dumps([_health_json(h) for h in health], indent=2, ensure_ascii=False))
+        echo_json([_health_json(h) for h in health])
         return
     for h in health:
         echo(f"{h.id}  [{h.state}]  {h.name}  {h.url}")

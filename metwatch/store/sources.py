@@ -8,11 +8,11 @@ one instance polls each source.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, case, func, update
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import col, select
 from sqlmodel.sql.expression import Select
@@ -42,6 +42,17 @@ _STATE_COLUMNS = (
     col(SourceRow.last_success_at),
 )  # fmt: skip
 
+
+def _read_as(url: object, kind: object, link_selector: object) -> ColumnElement[bool]:
+    """The row is still read as the poll read it: a rules reload during the poll
+    may have given the source another address, kind or selector, and forgotten its
+    validators and last success (``sync_sources``); the poll must not restore them."""
+    return and_(
+        _SOURCES.c.url == url, _SOURCES.c.kind == kind,
+        _SOURCES.c.link_selector.is_not_distinct_from(link_selector),
+    )  # fmt: skip
+
+
 #: One 304 answer: the same as ``record_success(..., modified=False, new_items=0)``.
 #: Executed with a list of parameters, it is one executemany for a whole batch.
 _NOT_MODIFIED = (
@@ -52,6 +63,16 @@ _NOT_MODIFIED = (
         next_poll_at=bindparam("next_poll"), error_count=0, failing=False, last_error=None,
     )
 )  # fmt: skip
+#: The same for a poll that knows how it read the source (``record_success``'s ``read_as``).
+_NOT_MODIFIED_READ_AS = _NOT_MODIFIED.values(
+    last_success_at=case(
+        (
+            _read_as(bindparam("read_url"), bindparam("read_kind"), bindparam("read_selector")),
+            bindparam("now"),
+        ),
+        else_=_SOURCES.c.last_success_at,
+    )
+)
 
 
 class SourceStore(StoreBase):
@@ -137,19 +158,27 @@ class SourceStore(StoreBase):
         last_modified: str | None,
         new_items: int,
         modified: bool = True,
+        read_as: SourceSpec | None = None,
     ) -> bool:
         """Record a good poll; True if the source was failing and has recovered.
+
+        With ``read_as`` (the source as the poll read it), the validators and the
+        last success are recorded only if the source is still read that way.
 
         Raises:
             NoResultFound: the source is not in the table.
         """
-        values: dict[str, object] = {
-            "last_polled_at": now, "last_success_at": now, "next_poll_at": next_poll,
+        kept: dict[str, object] = {"last_success_at": now}
+        if modified:
+            kept |= {"etag": etag, "last_modified": last_modified}
+        if read_as is not None:
+            same = _read_as(read_as.url, read_as.kind, read_as.link_selector)
+            kept = {k: case((same, v), else_=_SOURCES.c[k]) for k, v in kept.items()}
+        values: dict[str, object] = kept | {
+            "last_polled_at": now, "next_poll_at": next_poll,
             "error_count": 0, "failing": False, "last_error": None,
             "items_seen": _SOURCES.c.items_seen + new_items,
         }  # fmt: skip
-        if modified:
-            values |= {"etag": etag, "last_modified": last_modified}
         # Core statements: one poll's bookkeeping, the ORM would load the whole row.
         with self._connection() as conn:
             recovered = conn.execute(
@@ -159,13 +188,15 @@ class SourceStore(StoreBase):
             return bool(recovered)
 
     def record_not_modified(
-        self, polls: Sequence[tuple[str, datetime]], now: datetime
-    ) -> list[str]:
+        self, polls: Sequence[tuple[str, datetime]], now: datetime,
+        read_as: Mapping[str, SourceSpec] | None = None,
+    ) -> list[str]:  # fmt: skip
         """Record good polls answered 304 Not Modified: ``(source_id, next_poll)`` each.
 
         The same as ``record_success(source_id, now=now, next_poll=next_poll,
-        etag=None, last_modified=None, new_items=0, modified=False)`` for each in turn,
-        but in one transaction of two statements, not a transaction per source.
+        etag=None, last_modified=None, new_items=0, modified=False,
+        read_as=read_as.get(source_id))`` for each in turn, but in one transaction
+        of two statements, not a transaction per source.
         Returns the ids of the sources that were failing and have recovered, once
         each, in the order of ``polls``.
 
@@ -178,10 +209,16 @@ class SourceStore(StoreBase):
         with self._session() as s:
             conn = s.connection()
             failing = _failing_among(conn, ids)
-            conn.execute(
-                _NOT_MODIFIED,
-                [{"source_id": sid, "next_poll": at, "now": now} for sid, at in polls],
-            )
+            plain = [{"source_id": sid, "next_poll": at, "now": now}
+                     for sid, at in polls if sid not in (read_as or {})]  # fmt: skip
+            if plain:
+                conn.execute(_NOT_MODIFIED, plain)
+            if read_as:
+                conn.execute(_NOT_MODIFIED_READ_AS, [
+                    {"source_id": sid, "next_poll": at, "now": now, "read_url": spec.url,
+                     "read_kind": spec.kind, "read_selector": spec.link_selector}
+                    for sid, at in polls if (spec := read_as.get(sid)) is not None
+                ])  # fmt: skip
         return [sid for sid in ids if failing[sid]]
 
     def record_failure(
@@ -218,27 +255,30 @@ class SourceStore(StoreBase):
             )
             return bool(changed.rowcount)
 
-    def record_gap(self, source_id: str, now: datetime, entries: int, after: int) -> bool:
+    def record_gap(
+        self, source_id: str, now: datetime, entries: int, after: int, *, alert: bool
+    ) -> bool:
         """A poll found all ``entries`` of the source new, ``after`` seconds after
-        the good poll before: older items may have left the feed unseen. True when
-        the admins should hear of it: no gap was recorded for the source within
-        ``GAP_QUIET`` (a feed that turns over at every poll is reported once, not
-        at every poll).
+        the good poll before: older items may have left the feed unseen.
 
-        The first statement decides and records at once, so that of two instances
-        recording gaps of one source together only one is told to alert.
+        With ``alert``, True when the admins should hear of it: they were not told
+        of a gap of this source within ``GAP_QUIET`` (a feed that turns over at
+        every poll is reported once a day, not at every poll). Gaps recorded
+        without ``alert`` do not count. The first statement decides and records
+        at once, so that of two instances recording a gap together one is told.
         """
-        values = {"gap_at": now, "gap_entries": entries, "gap_after": after}
+        values: dict[str, object] = {"gap_at": now, "gap_entries": entries, "gap_after": after}
         this_source = _SOURCES.c.id == source_id
         with self._connection() as conn:
-            quiet = conn.execute(
-                _SOURCES.update()
-                .where(this_source)
-                .where((_SOURCES.c.gap_at.is_(None)) | (_SOURCES.c.gap_at <= now - GAP_QUIET))
-                .values(values)
-            )
-            if quiet.rowcount:
-                return True
+            if alert:
+                last = _SOURCES.c.gap_alerted_at
+                told = conn.execute(
+                    _SOURCES.update()
+                    .where(this_source, last.is_(None) | (last <= now - GAP_QUIET))
+                    .values(values | {"gap_alerted_at": now})
+                )
+                if told.rowcount:
+                    return True
             conn.execute(_SOURCES.update().where(this_source).values(values))
             return False
 
@@ -304,8 +344,8 @@ def _claim_locking(
         .values(next_poll_at=lease)
         .returning(*_STATE_COLUMNS, due.c.next_poll_at)
     )
-    # RETURNING comes in no particular order; the last column is only the sort key.
-    return [_state(r[:-1]) for r in sorted(rows, key=lambda r: r[-1])]
+    # RETURNING comes in no particular order; the last column is the due time.
+    return [_state(r[:-1], r[-1]) for r in sorted(rows, key=lambda r: r[-1])]
 
 
 def _claim_on_sqlite(
@@ -318,7 +358,8 @@ def _claim_on_sqlite(
     row is still due: another process on the same file (``poll --once`` beside the
     daemon) may have claimed it since.
     """
-    order = {sid: n for n, sid in enumerate(conn.execute(_due(now, limit)).scalars())}
+    due: dict[str, datetime | None] = {sid: at for sid, at in conn.execute(_due(now, limit))}
+    order = {sid: n for n, sid in enumerate(due)}
     rows = conn.execute(
         update(SourceRow)
         .where(
@@ -330,12 +371,13 @@ def _claim_on_sqlite(
         .returning(*_STATE_COLUMNS)
     )
     # RETURNING comes in no particular order.
-    return [_state(r) for r in sorted(rows, key=lambda r: order[r[0]])]
+    return [_state(r, due[r[0]]) for r in sorted(rows, key=lambda r: order[r[0]])]
 
 
-def _state(row: Sequence[Any]) -> SourceState:
+def _state(row: Sequence[Any], due_at: datetime | None) -> SourceState:
     source_id, url, etag, last_modified, error_count, last_success_at = row
-    return SourceState(source_id, url, etag, last_modified, error_count, aware(last_success_at))
+    return SourceState(source_id, url, etag, last_modified, error_count, aware(last_success_at),
+                       aware(due_at))  # fmt: skip
 
 
 def _failing_among(conn: Connection, ids: Sequence[str]) -> dict[str, bool]:

@@ -43,6 +43,8 @@ class SourceRow(SQLModel, table=True):
     gap_entries: int | None = None
     #: Seconds between that poll and the good poll before it.
     gap_after: int | None = None
+    #: When admins were last told of a gap of this source (at most daily).
+    gap_alerted_at: datetime | None = Field(default=None, sa_column=_utc())
     #: A page source's CSS selector for article links, as the rules file gives it.
     link_selector: str | None = None
 

@@ -24,7 +24,10 @@ from tests.metwatch.test_story_index import (
     check_a_story_opened_meanwhile_is_joined,
     check_instances_filing_at_once_keep_one_story,
 )
-from tests.watchers.test_gaps import check_racing_instances_alert_one_gap_once
+from tests.watchers.test_gaps import (
+    check_a_poll_of_the_old_reading_restores_nothing,
+    check_racing_instances_alert_one_gap_once,
+)
 from tests.watchers.test_moved_sources import (
     check_a_move_found_for_an_address_the_rules_no_longer_have_is_dropped,
 )
@@ -62,6 +65,10 @@ def test_moved_sources_on_postgres(pg_url: str) -> None:
 
 def test_racing_instances_alert_one_gap_once_on_postgres(pg_url: str) -> None:
     check_racing_instances_alert_one_gap_once(pg_url)
+
+
+def test_a_poll_of_the_old_reading_restores_nothing_on_postgres(pg_url: str) -> None:
+    check_a_poll_of_the_old_reading_restores_nothing(pg_url)
 
 
 def test_instances_never_claim_the_same_source(pg_url: str) -> None:

@@ -79,9 +79,11 @@ def check_claims_in_due_order(url: str, statements_per_claim: int) -> list[str]:
     assert store.claim_due_sources(NOW) == []  # all leased
 
     states = {s.id: s for s in first + rest}
-    assert states["s05"] == SourceState("s05", "http://127.0.0.1:9/s05", None, None, 1)
+    assert states["s05"] == SourceState(
+        "s05", "http://127.0.0.1:9/s05", None, None, 1, due_at=due["s05"]
+    )
     assert states["s07"] == SourceState(
-        "s07", "http://127.0.0.1:9/s07", '"e7"', "lm7", 0, last_success_at=NOW
+        "s07", "http://127.0.0.1:9/s07", '"e7"', "lm7", 0, last_success_at=NOW, due_at=due["s07"]
     )
     leased = {
         sid for sid, r in rows(store).items() if aware(r["next_poll_at"]) == NOW + CLAIM_LEASE

@@ -20,13 +20,13 @@ from metwatch.durations import duration
 from metwatch.models import SourceHealth, SourceSpec
 from metwatch.pipeline import Pipeline
 from metwatch.store import open_store
-from metwatch.store.sources import GAP_QUIET
+from metwatch.store.sources import CLAIM_LEASE, GAP_QUIET
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import FeedItem, rss
 from tests.watchers.test_moved_sources import _alerts
 from tests.watchers.test_polling import NOW, _pipeline, _poll_all
-from watchers.gaps import Gap, find_gap
+from watchers.gaps import Gap, find_gap, gap_alert
 
 INTERVAL = 300  # _pipeline's sources
 
@@ -128,6 +128,11 @@ async def test_a_gap_after_failures_or_downtime_is_shown_not_alerted(
     assert "all 3 entries were new 6 h after the poll before" in source_line(health, back)
     assert alerts == []
 
+    # Those gaps told nobody, so the first on schedule is told at once.
+    assert await _poll(pipeline, feed_server, "l", "k", "j", at=back + step) == 3
+    [alert] = alerts
+    assert "5 min after the poll before" in alert and "interval shorter" in alert
+
 
 async def test_small_feeds_and_known_links_are_not_gaps(
     tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
@@ -211,21 +216,23 @@ async def test_a_new_link_selector_reads_the_page_again_without_a_gap(
 
 
 def check_racing_instances_alert_one_gap_once(db_url: str) -> None:
-    """Instances recording gaps of one source at once: exactly one is told to alert."""
+    """Instances recording gaps of one source at once: exactly one is told to alert;
+    gaps recorded without an alert do not hold the next one back."""
     instances = [open_store(db_url) for _ in range(4)]
     spec = SourceSpec("s", "S", "feed", "http://127.0.0.1:9/s", INTERVAL)
     instances[0].sync_sources([spec], lambda s: NOW)
+    assert not instances[0].record_gap("s", NOW - GAP_QUIET / 2, 3, 6 * 3600, alert=False)
 
     def record(n: int) -> list[bool]:
-        return [instances[n].record_gap("s", NOW, 3, INTERVAL) for _ in range(5)]
+        return [instances[n].record_gap("s", NOW, 3, INTERVAL, alert=True) for _ in range(5)]
 
     with ThreadPoolExecutor(4) as pool:
         told = [t for calls in pool.map(record, range(4)) for t in calls]
     assert told.count(True) == 1
-    assert not instances[0].record_gap("s", NOW + GAP_QUIET / 2, 4, INTERVAL)
-    assert instances[1].record_gap("s", NOW + GAP_QUIET / 2 + GAP_QUIET, 5, INTERVAL)
+    assert not instances[0].record_gap("s", NOW + GAP_QUIET / 2, 4, INTERVAL, alert=True)
+    assert instances[1].record_gap("s", NOW + GAP_QUIET, 5, INTERVAL, alert=True)
     [health] = instances[2].source_health()
-    assert (health.gap_entries, health.gap_after) == (5, INTERVAL)
+    assert (health.gap_at, health.gap_entries, health.gap_after) == (NOW + GAP_QUIET, 5, INTERVAL)
     for store in instances:
         store.engine.dispose()
 
@@ -234,27 +241,69 @@ def test_racing_instances_alert_one_gap_once(db_url: str) -> None:
     check_racing_instances_alert_one_gap_once(db_url)
 
 
+def check_a_poll_of_the_old_reading_restores_nothing(db_url: str) -> None:
+    """A rules reload gives a source a new selector while a poll of the old one is in
+    flight: the poll's validators and success time are not written back, so the new
+    selector's first poll is a full GET and no gap."""
+    store = open_store(db_url)
+    old = SourceSpec("p", "P", "page", "http://127.0.0.1:9/p", INTERVAL, "ul.old a")
+    new = SourceSpec("p", "P", "page", "http://127.0.0.1:9/p", INTERVAL, "ul.new a")
+    store.sync_sources([old], lambda s: NOW)
+    store.record_success("p", now=NOW, next_poll=NOW, etag='"v1"', last_modified=None,
+                         new_items=4, read_as=old)  # fmt: skip
+    [state] = store.claim_due_sources(NOW)
+    assert (state.etag, state.last_success_at, state.due_at) == ('"v1"', NOW, NOW)
+
+    store.sync_sources([new], lambda s: NOW)  # the reload, mid-poll
+    later = NOW + timedelta(minutes=5)
+    store.record_success("p", now=later, next_poll=later, etag='"v2"', last_modified=None,
+                         new_items=0, read_as=old)  # fmt: skip
+    store.record_not_modified([("p", later)], later, {"p": old})
+    [state] = store.claim_due_sources(later)
+    assert (state.etag, state.last_success_at) == (None, None)
+    # Bookkeeping that does not depend on the reading is kept.
+    [health] = store.source_health()
+    assert (health.items_seen, health.next_poll) == (4, later + CLAIM_LEASE)
+
+    store.record_success("p", now=later, next_poll=later, etag='"v3"', last_modified=None,
+                         new_items=4, read_as=new)  # fmt: skip
+    [state] = store.claim_due_sources(later)
+    assert (state.etag, state.last_success_at) == ('"v3"', later)
+    store.engine.dispose()
+
+
+def test_a_poll_of_the_old_reading_restores_nothing(db_url: str) -> None:
+    check_a_poll_of_the_old_reading_restores_nothing(db_url)
+
+
 def _find(after: timedelta, **given: object) -> Gap | None:
+    """A gap found ``after`` the previous good poll, polled when due unless given."""
     args: dict[str, object] = {
         "had_items": True, "previous_success": NOW - after, "failed_since": False,
-        "now": NOW, "interval": INTERVAL, "wait_hint": None,
+        "now": NOW, "due_at": NOW, "interval": INTERVAL, "wait_hint": None,
     }  # fmt: skip
     return find_gap(5, 5, **(args | given))  # type: ignore[arg-type]
+
+
+MINUTE = timedelta(minutes=1)
 
 
 @pytest.mark.parametrize(
     ("after", "given", "cause"),
     [
-        (timedelta(minutes=5), {}, "interval"),
-        # On schedule allows for late ticks: 1.5 spacings and two minutes.
-        (timedelta(seconds=INTERVAL * 1.5 + 120), {}, "interval"),
-        (timedelta(seconds=INTERVAL * 1.5 + 121), {}, "unpolled"),
-        (timedelta(minutes=5), {"failed_since": True}, "unpolled"),
+        (5 * MINUTE, {}, "interval"),
+        # On schedule allows for slow ticks: two minutes over the interval, or late.
+        (7 * MINUTE, {}, "interval"),
+        (7 * MINUTE + timedelta(seconds=1), {}, "unpolled"),  # and no hint: cron, by hand
+        (9 * MINUTE, {"due_at": NOW - 4 * MINUTE}, "interval"),  # 4 min late: a busy tick
+        (10 * MINUTE, {"due_at": NOW - 5 * MINUTE}, "unpolled"),  # later: was not running
+        (5 * MINUTE, {"failed_since": True}, "unpolled"),
         (timedelta(hours=1), {"wait_hint": 3600.0}, "site"),
+        # The schedule's wait, not this answer's hint, decides: an Expires shortens.
+        (50 * MINUTE, {"wait_hint": 600.0}, "site"),
+        (5 * MINUTE, {"wait_hint": 3600.0}, "interval"),
         # A hint shorter than the interval changes nothing.
-        (timedelta(minutes=5), {"wait_hint": 60.0}, "interval"),
-        # A hint of a year is honoured as a day (watchers.schedule.MAX_HINT).
-        (timedelta(days=2), {"wait_hint": 365 * 86400.0}, "unpolled"),
+        (5 * MINUTE, {"wait_hint": 60.0}, "interval"),
     ],
 )
 def test_a_gap_is_blamed_on_what_spaced_the_polls(
@@ -264,13 +313,24 @@ def test_a_gap_is_blamed_on_what_spaced_the_polls(
     assert gap is not None and gap.cause == cause and gap.after == after
 
 
+def test_the_site_alert_names_the_schedule_s_wait() -> None:
+    gap = _find(50 * MINUTE, wait_hint=600.0)
+    assert gap is not None
+    alert = gap_alert("News", "news", INTERVAL, gap)
+    assert alert is not None and "at most every 50 min" in alert
+    assert gap_alert("News", "news", INTERVAL, _find(5 * MINUTE, failed_since=True)) is None  # type: ignore[arg-type]
+
+
 def test_no_gap_without_a_poll_before_or_with_an_entry_seen() -> None:
-    assert _find(timedelta(minutes=5), previous_success=None) is None
-    assert _find(timedelta(minutes=5), had_items=False) is None
-    assert find_gap(5, 4, had_items=True, previous_success=NOW, failed_since=False, now=NOW,
-                    interval=INTERVAL, wait_hint=None) is None  # fmt: skip
-    assert find_gap(2, 2, had_items=True, previous_success=NOW, failed_since=False, now=NOW,
-                    interval=INTERVAL, wait_hint=None) is None  # fmt: skip
+    assert _find(5 * MINUTE, previous_success=None) is None
+    assert _find(5 * MINUTE, had_items=False) is None
+    known = {
+        "had_items": True, "previous_success": NOW - 5 * MINUTE, "due_at": NOW,
+        "failed_since": False, "now": NOW, "interval": INTERVAL, "wait_hint": None,
+    }  # fmt: skip
+    assert find_gap(5, 4, **known) is None  # type: ignore[arg-type]
+    assert find_gap(2, 2, **known) is None  # type: ignore[arg-type]
+    assert find_gap(3, 3, **known) is not None  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

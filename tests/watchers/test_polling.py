@@ -131,7 +131,7 @@ async def test_conditional_get_and_no_repeats(
     assert [i.title for i in third.new_items] == ["Second"]
     assert third.new_items[0].url == "https://news.example.com/b"
 
-    # One new article under two GUIDs in one body: one item (the first), as preview shows.
+    # One new article under two GUIDs in one body: one item (the first).
     feed_server.serve("/feed.xml", rss([
         FeedItem(title="Third", link="https://news.example.com/c", guid="c-1"),
         FeedItem(title="Third again", link="https://news.example.com/c?utm_source=y", guid="c-2"),
@@ -160,6 +160,17 @@ async def test_an_edited_item_is_updated_not_repeated(
         "London news (updated)",
         "Now with a second paragraph.",
     )
+
+    # Listed below a new GUID on the same link, the stored item's edit is still taken.
+    again = FeedItem(title="London news (updated twice)", link=ITEM.link, guid=ITEM.guid)
+    other = FeedItem(title="London news, republished", link=f"{ITEM.link}?utm_source=x",
+                     guid="republished")  # fmt: skip
+    feed_server.serve("/feed.xml", rss([other, again]), etag='"v3"')
+    outcome = (await _poll_all(pipeline))["feed"].value
+    assert outcome is not None and not isinstance(outcome, Exception)
+    assert outcome.new_items == ()
+    [stored] = pipeline.store.iter_items()
+    assert stored.title == "London news (updated twice)"
 
 
 async def test_malformed_feed_keeps_what_can_be_read(
