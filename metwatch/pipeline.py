@@ -49,7 +49,7 @@ from watchers.crawl_policy import CrawlPolicy
 from watchers.fastparse import FeedParser
 from watchers.fetch import Fetcher
 from watchers.fulltext import ArticleTexts
-from watchers.gaps import MIN_GAP_ENTRIES, Gap, find_gap, gap_alert
+from watchers.gaps import MIN_GAP_ENTRIES, Gap, find_gap, gap_alert, recovered_alert
 from watchers.normalise import normalise
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Pipeline:
             recovered = self.store.record_not_modified(not_modified, self.clock(), specs)
         for source_id in recovered:
             spec = specs[source_id]
-            await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
+            await self._alert(recovered_alert(spec.name, spec.id, None))  # a 304: nothing new
         self.last_tick = self.clock()
         return results
 
@@ -198,7 +198,7 @@ class Pipeline:
         )  # fmt: skip
         await self._moved(spec, fetched)
         if recovered:
-            await self._alert(f"Source {spec.name} ({spec.id}) has recovered.")
+            await self._alert(recovered_alert(spec.name, spec.id, gap))
         if gap is not None:
             await self._record_gap(spec, gap, now)
         return PollResult(spec.id, outcome)

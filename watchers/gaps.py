@@ -11,6 +11,9 @@ items before, some may have been missed. Why decides what to tell the admins:
 * ``unpolled``: polls failed in between, this poll came late (metwatch was not
   running, or busy), or something else spaced the polls (``poll --once`` from
   cron): recorded and shown, but not alerted; there is no setting to change.
+  A source marked failing that recovers with such a gap says so in its
+  "recovered" alert (``recovered_alert``): what it published while it failed
+  may be gone from the feed, and someone should look at the site.
 
 The schedule's own spacing is the time the poll was due (``next_poll_at`` when
 claimed) less the previous good poll: a site's hint at that poll decided it, and
@@ -103,3 +106,15 @@ def gap_alert(name: str, source_id: str, interval: int, gap: Gap) -> str | None:
             "feed of the site may cover what this one drops."
         )
     return None
+
+
+def recovered_alert(name: str, source_id: str, gap: Gap | None) -> str:
+    """The alert for a failing source's first good poll; ``gap``: what that poll showed."""
+    text = f"Source {name} ({source_id}) has recovered."
+    if gap is None:
+        return text
+    return (
+        f"{text} All {gap.entries} entries of its first good poll were new, "
+        f"{duration(gap.after)} after the last good one: items it published while "
+        "failing may have left the feed unseen; its site shows what they were."
+    )

@@ -52,6 +52,14 @@ async def _poll(
     return len(outcome.new_items)
 
 
+async def _fail(pipeline: Pipeline, server: FeedServer, *times: datetime) -> None:
+    """The feed answers HTTP 500 to a poll at each of ``times``."""
+    server.serve("/feed.xml", "broken", status=500)
+    for at in times:
+        pipeline.clock = lambda at=at: at  # type: ignore[misc]
+        assert isinstance((await _poll_all(pipeline))["news"].value, Exception)
+
+
 async def test_a_feed_that_turned_over_on_schedule_is_reported_once_a_day(
     tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
 ) -> None:
@@ -112,9 +120,7 @@ async def test_a_gap_after_failures_or_downtime_is_shown_not_alerted(
     assert await _poll(pipeline, feed_server, "a", "b", "c", at=NOW) == 3
 
     # One failed poll (below the failing threshold), then everything is new.
-    feed_server.serve("/feed.xml", "broken", status=500)
-    pipeline.clock = lambda: NOW + step
-    assert isinstance((await _poll_all(pipeline))["news"].value, Exception)
+    await _fail(pipeline, feed_server, NOW + step)
     assert await _poll(pipeline, feed_server, "f", "e", "d", at=NOW + 2 * step) == 3
     health = _health(pipeline)
     assert (health.gap_entries, health.gap_after) == (3, 2 * INTERVAL)
@@ -132,6 +138,31 @@ async def test_a_gap_after_failures_or_downtime_is_shown_not_alerted(
     assert await _poll(pipeline, feed_server, "l", "k", "j", at=back + step) == 3
     [alert] = alerts
     assert "5 min after the poll before" in alert and "interval shorter" in alert
+
+
+async def test_a_failing_source_that_recovers_with_a_gap_says_so_in_its_recovery(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    pipeline = _pipeline(tmp_path, db_url, client, {"news": feed_server.url("/feed.xml")})
+    alerts = _alerts(pipeline)
+    assert await _poll(pipeline, feed_server, "a", "b", "c", at=NOW) == 3
+    await _fail(pipeline, feed_server, NOW + timedelta(hours=1), NOW + timedelta(hours=2))
+    assert len(alerts) == 1 and "is failing" in alerts[0]  # the failure threshold is 2
+
+    back = NOW + timedelta(hours=3)
+    assert await _poll(pipeline, feed_server, "f", "e", "d", at=back) == 3
+    assert alerts[1] == (
+        "Source news (news) has recovered. All 3 entries of its first good poll were new, "
+        "3 h after the last good one: items it published while failing may have left the "
+        "feed unseen; its site shows what they were."
+    )
+    assert len(alerts) == 2  # the gap itself is recorded, not alerted again
+    assert _health(pipeline).gap_after == 3 * 3600
+
+    # A recovery whose first good poll overlaps what was stored says only that.
+    await _fail(pipeline, feed_server, NOW + timedelta(hours=4), NOW + timedelta(hours=5))
+    assert await _poll(pipeline, feed_server, "g", "f", "e", at=NOW + timedelta(hours=6)) == 1
+    assert alerts[-1] == "Source news (news) has recovered."
 
 
 async def test_small_feeds_and_known_links_are_not_gaps(
