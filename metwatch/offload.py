@@ -50,6 +50,9 @@ class ReadFeed:
     refresh_hint: float | None = None
     #: How the parser read it (``FeedParser.learn`` takes it in).
     reading: Reading = "none"
+    #: Whether a 304 to this body's validators would mean nothing new. Not for a
+    #: sitemap index: its child sitemaps change under an unchanged index.
+    revalidates: bool = True
 
 
 def read_and_normalise(

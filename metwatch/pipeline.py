@@ -27,7 +27,7 @@ from bot.stories import (
     ClusterPolicy,
 )
 from classifiers.rules import RuleSet
-from metwatch.errors import FetchError, SourceError
+from metwatch.errors import FetchError, SourceError, StoreError
 from metwatch.filing import StoryFiler
 from metwatch.models import (
     Classified,
@@ -186,9 +186,23 @@ class Pipeline:
             e.source_id = spec.id
             await self._record_failure(spec, state, e)
             return PollResult(spec.id, e)
+        except StoreError:
+            raise  # the database, not this source: nothing to record it in
+        except Exception as e:  # a bug met by this source's data
+            # Recorded on the source like any failure (backoff, failing alert), so the
+            # rest of the tick is polled and recorded, and this source keeps its
+            # Retry-After instead of waiting out its claim's lease.
+            log.exception("unexpected error polling %s", spec.id)
+            error = SourceError(_unexpected(e), url=state.url, source_id=spec.id)
+            await self._record_failure(spec, state, error)
+            return PollResult(spec.id, error)
+        # A body that does not hold everything read (a sitemap index) is fetched in
+        # full each time: its 304 would hide what changed in its children.
+        revalidate = read.revalidates
         recovered = self.store.record_success(
-            spec.id, now=now, etag=fetched.etag, last_modified=fetched.last_modified,
-            new_items=len(outcome.new_items), read_as=spec,
+            spec.id, now=now, new_items=len(outcome.new_items), read_as=spec,
+            etag=fetched.etag if revalidate else None,
+            last_modified=fetched.last_modified if revalidate else None,
             next_poll=schedule.after_success(now, spec.interval, wait_hint),
         )  # fmt: skip
         log.info(
@@ -367,3 +381,9 @@ def _unique(items: Sequence[Item]) -> list[Item]:
             seen.add(item.id)
             kept.append(item)
     return kept
+
+
+def _unexpected(error: Exception) -> str:
+    """The sentence recorded for an error metwatch did not expect (a bug)."""
+    detail = (str(error).splitlines() or [""])[0][:200]
+    return f"metwatch failed reading this source ({type(error).__name__}: {detail}); see the log"

@@ -12,7 +12,7 @@ poll would store.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from metwatch.models import FetchResult, ParsedFeed, RawEntry, SourceSpec
@@ -22,7 +22,7 @@ from watchers.addresses import ensure_public
 from watchers.fastparse import FeedParser, Reading, parser_died, read_feed
 from watchers.fetch import Fetcher
 from watchers.pages import links_from_listing
-from watchers.sitemaps import parse_sitemap
+from watchers.sitemaps import Sitemap, parse_sitemap
 
 #: A sitemap index is read through this many of its newest child sitemaps (the
 #: rest are archives), and not recursively.
@@ -68,8 +68,9 @@ class SourceReader:
         """The body's items, with its teasers and refresh hint."""
         if spec.kind in ("page", "sitemap"):
             # Links and titles only: little to normalise, so here.
-            listed = await self._listed(spec, fetched)
-            return normalised(listed, spec, now, self.fulltext_min_chars)
+            listed, whole = await self._listed(spec, fetched)
+            read = normalised(listed, spec, now, self.fulltext_min_chars)
+            return read if whole else replace(read, revalidates=False)
         # Parsing and normalising are CPU work, done in one call: off the loop, in
         # a worker process when there is one, so the loop keeps serving fetches.
         how = self.feed_parser.how(spec.id)
@@ -86,7 +87,8 @@ class SourceReader:
     async def entries(self, spec: SourceSpec, fetched: FetchResult) -> Entries:
         """The body's entries as parsed, before normalisation (for inspection)."""
         if spec.kind in ("page", "sitemap"):
-            return Entries(ParsedFeed(tuple(await self._listed(spec, fetched))))
+            listed, _ = await self._listed(spec, fetched)
+            return Entries(ParsedFeed(tuple(listed)))
         how = self.feed_parser.how(spec.id)
         try:
             feed, reading = await self.offload(
@@ -96,16 +98,20 @@ class SourceReader:
             raise parser_died(fetched.final_url) from e
         return Entries(feed, reading)
 
-    async def _listed(self, spec: SourceSpec, fetched: FetchResult) -> Sequence[RawEntry]:
+    async def _listed(
+        self, spec: SourceSpec, fetched: FetchResult
+    ) -> tuple[Sequence[RawEntry], bool]:
+        """The entries a page or sitemap lists, and whether the body holds them all
+        (False for a sitemap index: they are in its children)."""
         if spec.kind == "page":
             return links_from_listing(
                 fetched.content, fetched.final_url, spec.link_selector or "",
                 fetched.content_type,
-            )  # fmt: skip
-        return await self._sitemap_entries(fetched)
-
-    async def _sitemap_entries(self, fetched: FetchResult) -> tuple[RawEntry, ...]:
+            ), True  # fmt: skip
         sitemap = parse_sitemap(fetched.content, fetched.final_url)
+        return await self._sitemap_entries(sitemap), not sitemap.children
+
+    async def _sitemap_entries(self, sitemap: Sitemap) -> tuple[RawEntry, ...]:
         entries = list(sitemap.entries)
         for url in sitemap.children[:SITEMAP_CHILDREN]:
             # Child URLs come from the document, not from the rules file.

@@ -68,6 +68,9 @@ class ArticleTexts:
         except SourceError as e:
             log.warning("no full text for item %s: %s", item.id, e)
             return item
+        except Exception:  # a bug met by one page costs its text, not the poll
+            log.exception("no full text for item %s: unexpected error", item.id)
+            return item
 
     async def with_text(self, item: Item, teaser: Teaser) -> Item:
         """``item`` with its article's main text (unchanged when the page has none).

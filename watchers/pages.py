@@ -102,7 +102,10 @@ def decode_html(body: bytes, content_type: str = "") -> str:
         or _known(_first(_META_CHARSET, body[:_META_WINDOW].decode("latin-1")))
         or _guess(body)
     )
-    return body.decode(encoding, errors="replace")
+    try:
+        return body.decode(encoding, errors="replace")
+    except UnicodeError:  # a codec that is no document charset ("idna", "punycode")
+        return body.decode(_guess(body), errors="replace")
 
 
 def _compile(selector: str, url: str) -> CSSSelector:
@@ -161,7 +164,7 @@ def _known(label: str | None) -> str | None:
         # Refuses codecs that are not text encodings ("hex", "zlib"); not on b"",
         # which CPython decodes without looking at the codec.
         b"a".decode(name, errors="replace")
-    except LookupError:
+    except (LookupError, UnicodeError):  # UnicodeError: "undefined" refuses everything
         return None
     return "cp1252" if name in _AS_WINDOWS_1252 else name
 

@@ -172,4 +172,7 @@ def _date(text: str) -> datetime | None:
         return None
     if value.tzinfo is None:  # a date alone, or a time without a zone: take it as UTC
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it: no such date
+        return None

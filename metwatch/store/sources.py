@@ -91,8 +91,10 @@ class SourceStore(StoreBase):
                     continue
                 if row.url != spec.url:
                     # A new address from the user: any move the old one made is
-                    # the user's to have followed.
+                    # the user's to have followed, and the old one's backoff says
+                    # nothing of it: polled soon, as a new source.
                     row.moved_to = None
+                    row.next_poll_at = first_poll(spec)
                 if (row.url, row.kind, row.link_selector) != (
                     spec.url,
                     spec.kind,
@@ -102,6 +104,9 @@ class SourceStore(StoreBase):
                     # reading would keep a 304 from showing the new one, and its
                     # first poll finds everything new without that being a gap.
                     row.etag = row.last_modified = row.last_success_at = None
+                    # Its errors were the old reading's (often the reason for the
+                    # change): a fixed source does not stay "failing".
+                    row.error_count, row.failing, row.last_error = 0, False, None
                 row.name, row.kind, row.url = spec.name, spec.kind, spec.url
                 row.link_selector = spec.link_selector
                 row.interval, row.enabled = spec.interval, True

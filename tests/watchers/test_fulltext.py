@@ -238,6 +238,11 @@ async def test_windows_1252_page_without_charset_header(
         # An unknown label, or a codec that is not a text encoding, is ignored.
         ("<p>\u00e9</p>".encode(), "text/html; charset=x-no-such", "<p>\u00e9</p>"),
         ("<p>\u00e9</p>".encode(), "text/html; charset=hex", "<p>\u00e9</p>"),
+        # Codecs that are no document charset: they refuse a body, even with "replace".
+        ("<p>\u00e9</p>".encode(), "text/html; charset=idna", "<p>\u00e9</p>"),
+        ("<p>\u00e9</p>".encode(), "text/html; charset=punycode", "<p>\u00e9</p>"),
+        ("<p>\u00e9</p>".encode(), "text/html; charset=undefined", "<p>\u00e9</p>"),
+        ('<meta charset="idna"><p>\u00e9</p>'.encode(), "text/html", "<p>\u00e9</p>"),
     ],
 )
 def test_decode_html_order_of_evidence(body: bytes, content_type: str, expected: str) -> None:

@@ -117,6 +117,7 @@ PLAIN_SITEMAP = b"""<?xml version="1.0" encoding="UTF-8"?>
 <urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
   <url><loc>https://www.example.org/news/a</loc><lastmod>2024-08-15</lastmod></url>
   <url><loc>https://www.example.org/news/b</loc><lastmod>not a date</lastmod></url>
+  <url><loc>https://www.example.org/news/c</loc><lastmod>0001-01-01T00:00+01:00</lastmod></url>
   <url><loc>ftp://www.example.org/file</loc></url>
   <url><loc></loc></url>
 </urlset>
@@ -256,6 +257,7 @@ def test_plain_urlset_has_links_and_lastmod_only() -> None:
     assert [(e.title, e.link, e.published) for e in entries] == [
         ("", "https://www.example.org/news/a", datetime(2024, 8, 15, tzinfo=UTC)),
         ("", "https://www.example.org/news/b", None),  # an unreadable date is no date
+        ("", "https://www.example.org/news/c", None),  # before year 1 in UTC: no such date
     ]
 
 

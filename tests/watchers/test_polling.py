@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -294,3 +294,64 @@ async def test_a_cancelled_tick_records_the_304s_it_got_and_releases_the_rest(
     assert next_poll["slow"] == NOW  # handed back: polled at once after a restart
     quick = next_poll["quick"]  # recorded as a good poll, not left claimed for 10 minutes
     assert quick is not None and 270 <= (quick - NOW).total_seconds() <= 300
+
+
+async def test_a_bug_met_by_one_source_is_recorded_on_it_and_the_tick_goes_on(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """No real input is known to raise an unexpected error (each found was fixed), so
+    the reader is made to raise one for one source, as a bug would."""
+    feed_server.serve("/bug.xml", rss([ITEM]))
+    feed_server.serve("/cached.xml", rss([ITEM]), etag='"v1"')
+    urls = {n: feed_server.url(f"/{n}.xml") for n in ("bug", "cached")}
+    pipeline = _pipeline(tmp_path, db_url, client, urls)
+    read = pipeline.reader.read
+
+    async def read_with_a_bug(spec, fetched, now):  # type: ignore[no-untyped-def]
+        if spec.id == "bug":
+            raise TypeError("can't subtract offset-naive and offset-aware datetimes")
+        return await read(spec, fetched, now)
+
+    await _poll_all(pipeline)  # both read: the cached feed's ETag is stored
+    monkeypatch.setattr(pipeline.reader, "read", read_with_a_bug)
+    later = datetime(2024, 8, 15, 13, 0, tzinfo=UTC)
+    pipeline.clock = lambda: later
+    results = await _poll_all(pipeline)  # returns: the error does not escape the tick
+
+    bug = results["bug"].value
+    assert isinstance(bug, SourceError)
+    assert bug.message == (
+        "metwatch failed reading this source (TypeError: can't subtract offset-naive and "
+        "offset-aware datetimes); see the log"
+    )
+    health = {h.id: h for h in pipeline.store.source_health()}
+    assert health["bug"].last_error == bug.message and health["bug"].error_count == 1
+    assert health["bug"].next_poll is not None and health["bug"].next_poll > later  # backoff
+    # The other source's 304 in the same tick is recorded, not lost with the tick.
+    assert results["cached"].value is None and health["cached"].last_success == later
+
+
+async def test_a_failing_source_given_a_new_address_starts_afresh(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """The user fixes a typo in a failing source's url: the old address's errors and
+    backoff (hours, by then) do not hold the new one back."""
+    feed_server.serve("/good.xml", rss([ITEM]))
+    pipeline = _pipeline(tmp_path, db_url, client, {"s": feed_server.url("/typo.xml")})
+    for _ in range(4):
+        await _poll_all(pipeline)
+    [failing] = pipeline.store.source_health()
+    assert failing.failing and failing.last_error == "HTTP 404"
+    assert failing.next_poll is not None and failing.next_poll > NOW + timedelta(minutes=30)
+
+    sources = [{"id": "s", "name": "s", "url": feed_server.url("/good.xml"), "interval": 300}]
+    pipeline.use_rules(load_rules(write_rules(tmp_path, sources)))
+
+    [fixed] = pipeline.store.source_health()
+    assert (fixed.failing, fixed.error_count, fixed.last_error) == (False, 0, None)
+    assert fixed.next_poll is not None and fixed.next_poll <= NOW + timedelta(seconds=15)
+    pipeline.clock = lambda: NOW + timedelta(seconds=15)
+    [result] = await pipeline.tick()  # due: polled without being forced
+    assert result.value is not None and not isinstance(result.value, Exception)
+    assert [i.url for i in result.value.new_items] == [ITEM.link]

@@ -100,3 +100,46 @@ def test_rules_check_names_a_bad_selector(tmp_path: Path) -> None:
     ])  # fmt: skip
     rules = load_rules(path)
     assert rules.sources == () and [s.id for s in rules.disabled_sources] == ["q"]
+
+
+def _urlset(*links: str) -> str:
+    urls = "".join(f"<url><loc>{link}</loc><lastmod>2024-08-15</lastmod></url>" for link in links)
+    return f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+
+
+async def test_a_sitemap_index_unchanged_still_has_its_children_read(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """A static index with an ETag over a changing news sitemap (a common layout): the
+    index's 304 would hide the child's new story, so an index is fetched in full; a
+    plain sitemap keeps its conditional GET."""
+    xml = "application/xml"
+    index = f"""<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+        <sitemap><loc>{feed_server.url("/news.xml")}</loc></sitemap></sitemapindex>"""
+    feed_server.serve("/index.xml", index, content_type=xml, etag="static")
+    feed_server.serve("/news.xml", _urlset("https://news.example.com/a"), content_type=xml)
+    feed_server.serve("/plain.xml", _urlset("https://news.example.com/p"), content_type=xml,
+                      etag="plain")  # fmt: skip
+    rules = load_rules(write_rules(tmp_path, [
+        {"id": "index", "name": "Index", "kind": "sitemap", "interval": 300,
+         "url": feed_server.url("/index.xml")},
+        {"id": "plain", "name": "Plain", "kind": "sitemap", "interval": 300,
+         "url": feed_server.url("/plain.xml")},
+    ]))  # fmt: skip
+    pipeline = Pipeline(open_store(db_url), Fetcher(client, max_bytes=1_000_000), rules,
+                        clock=lambda: NOW, allow_private=True)  # fmt: skip
+    pipeline.sync_sources()
+    await pipeline.tick(everything=True)
+    feed_server.serve("/news.xml", _urlset("https://news.example.com/b", "https://news.example.com/a"),
+                      content_type=xml)  # fmt: skip
+
+    second = {r.source_id: r.value for r in await pipeline.tick(everything=True)}
+
+    outcome = second["index"]
+    assert outcome is not None and not isinstance(outcome, Exception), outcome
+    assert [i.url for i in outcome.new_items] == ["https://news.example.com/b"]
+    assert [r.headers.get("if-none-match") for r in feed_server.requests("/index.xml")] == [
+        None, None]  # fmt: skip
+    assert second["plain"] is None  # 304: not modified
+    assert [r.headers.get("if-none-match") for r in feed_server.requests("/plain.xml")] == [
+        None, '"plain"']  # fmt: skip
