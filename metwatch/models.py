@@ -44,6 +44,8 @@ class SourceState:
     last_success_at: datetime | None = None
     #: When the schedule wanted this poll (``make_all_due`` makes it "now").
     due_at: datetime | None = None
+    #: The feed's own refresh hint in its last full body (seconds), for a 304.
+    refresh_hint: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

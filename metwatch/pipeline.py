@@ -168,7 +168,9 @@ class Pipeline:
             now = self.clock()
             if fetched.not_modified:
                 await self._moved(spec, fetched)
-                next_poll = schedule.after_success(now, spec.interval, fetched.wait_hint)
+                # The feed's own ttl, from its last body, still stands.
+                wait = _longest(fetched.wait_hint, state.refresh_hint)
+                next_poll = schedule.after_success(now, spec.interval, wait)
                 return PollResult(spec.id, None, next_poll)
             read = await self.reader.read(spec, fetched, now)
             new_items = await self._off_loop(self._find_new, read.items)
@@ -203,6 +205,7 @@ class Pipeline:
             spec.id, now=now, new_items=len(outcome.new_items), read_as=spec,
             etag=fetched.etag if revalidate else None,
             last_modified=fetched.last_modified if revalidate else None,
+            refresh_hint=read.refresh_hint,
             next_poll=schedule.after_success(now, spec.interval, wait_hint),
         )  # fmt: skip
         log.info(

@@ -39,7 +39,7 @@ GAP_QUIET = timedelta(days=1)
 _STATE_COLUMNS = (
     col(SourceRow.id), func.coalesce(col(SourceRow.moved_to), col(SourceRow.url)),
     col(SourceRow.etag), col(SourceRow.last_modified), col(SourceRow.error_count),
-    col(SourceRow.last_success_at),
+    col(SourceRow.last_success_at), col(SourceRow.refresh_hint),
 )  # fmt: skip
 
 
@@ -104,6 +104,7 @@ class SourceStore(StoreBase):
                     # reading would keep a 304 from showing the new one, and its
                     # first poll finds everything new without that being a gap.
                     row.etag = row.last_modified = row.last_success_at = None
+                    row.refresh_hint = None
                     # Its errors were the old reading's (often the reason for the
                     # change): a fixed source does not stay "failing".
                     row.error_count, row.failing, row.last_error = 0, False, None
@@ -164,8 +165,11 @@ class SourceStore(StoreBase):
         new_items: int,
         modified: bool = True,
         read_as: SourceSpec | None = None,
+        refresh_hint: float | None = None,
     ) -> bool:
         """Record a good poll; True if the source was failing and has recovered.
+
+        ``refresh_hint``: the feed's own (``<ttl>``), kept for the polls answered 304.
 
         With ``read_as`` (the source as the poll read it), the validators and the
         last success are recorded only if the source is still read that way.
@@ -175,7 +179,8 @@ class SourceStore(StoreBase):
         """
         kept: dict[str, object] = {"last_success_at": now}
         if modified:
-            kept |= {"etag": etag, "last_modified": last_modified}
+            hint = None if refresh_hint is None else round(refresh_hint)
+            kept |= {"etag": etag, "last_modified": last_modified, "refresh_hint": hint}
         if read_as is not None:
             same = _read_as(read_as.url, read_as.kind, read_as.link_selector)
             kept = {k: case((same, v), else_=_SOURCES.c[k]) for k, v in kept.items()}
@@ -380,9 +385,9 @@ def _claim_on_sqlite(
 
 
 def _state(row: Sequence[Any], due_at: datetime | None) -> SourceState:
-    source_id, url, etag, last_modified, error_count, last_success_at = row
+    source_id, url, etag, last_modified, error_count, last_success_at, refresh_hint = row
     return SourceState(source_id, url, etag, last_modified, error_count, aware(last_success_at),
-                       aware(due_at))  # fmt: skip
+                       aware(due_at), refresh_hint)  # fmt: skip
 
 
 def _failing_among(conn: Connection, ids: Sequence[str]) -> dict[str, bool]:

@@ -47,6 +47,9 @@ class SourceRow(SQLModel, table=True):
     gap_alerted_at: datetime | None = Field(default=None, sa_column=_utc())
     #: A page source's CSS selector for article links, as the rules file gives it.
     link_selector: str | None = None
+    #: The feed's own refresh hint (``<ttl>``, ``sy:updatePeriod``; seconds) in its
+    #: last full body: a 304 brings no body, and the feed's wish still stands.
+    refresh_hint: int | None = None
 
 
 class ItemRow(SQLModel, table=True):

@@ -355,3 +355,20 @@ async def test_a_failing_source_given_a_new_address_starts_afresh(
     [result] = await pipeline.tick()  # due: polled without being forced
     assert result.value is not None and not isinstance(result.value, Exception)
     assert [i.url for i in result.value.new_items] == [ITEM.link]
+
+
+async def test_a_feeds_ttl_still_stands_when_it_answers_not_modified(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """<ttl> is in the body, and a 304 has none: the last body's hint is kept."""
+    feed_server.serve("/ttl.xml", rss([ITEM], ttl=60), etag='"v1"')  # minutes
+    pipeline = _pipeline(tmp_path, db_url, client, {"ttl": feed_server.url("/ttl.xml")})
+    at = NOW
+    for _ in range(3):  # a full body, then two 304s
+        pipeline.clock = lambda at=at: at  # type: ignore[misc]
+        await pipeline.tick(everything=True)
+        [health] = pipeline.store.source_health()
+        assert health.next_poll is not None and health.next_poll - at >= timedelta(hours=1)
+        at = health.next_poll
+    assert [r.headers.get("if-none-match") for r in feed_server.requests("/ttl.xml")] == [
+        None, '"v1"', '"v1"']  # fmt: skip
