@@ -128,12 +128,16 @@ class Pipeline:
         now = self.clock()
         self.store.sync_sources(self.rules.sources, lambda s: schedule.first_poll(now, s.interval))
 
-    async def tick(self, *, everything: bool = False) -> list[PollResult]:
-        """Poll every due source (or all of them) concurrently, within the fetch limits."""
+    async def tick(
+        self, *, everything: bool = False, limit: int | None = None
+    ) -> list[PollResult]:
+        """Poll every due source (or all of them) concurrently, within the fetch limits;
+        at most ``limit`` sources (the rest are due at the next tick)."""
         now = self.clock()
         if everything:
             self.store.make_all_due(now)
-        due = self.store.claim_due_sources(now, limit=1000 if everything else 200)
+        limit = limit or (1000 if everything else 200)
+        due = self.store.claim_due_sources(now, limit=limit)
         specs = {s.id: s for s in self.rules.sources}
         in_flight = asyncio.Semaphore(max(MAX_POLLS_IN_FLIGHT, 2 * self.fetcher.max_concurrent))
 

@@ -127,6 +127,16 @@ def test_poll_once_without_network_reports_each_source(
     assert health["moved"]["moved_to"] == new_home
     assert health["moved"]["url"] == feed_server.url("/old-home.xml")
 
+    # Again at once, as cron would: nothing is due, so no site is asked again.
+    again = metwatch("poll", "--once", cwd=tmp_path, METWATCH_RULES_PATH=str(rules))
+    assert again.returncode == 0, again.stderr
+    assert "3 source(s) not due yet (next at " in again.stderr
+    assert "local:" not in again.stderr and feed_server.hits("/ok.xml") == 1
+    forced = metwatch("poll", "--once", "--all", cwd=tmp_path, METWATCH_RULES_PATH=str(rules))
+    assert forced.returncode == 0, forced.stderr
+    assert "local: 0 new" in forced.stderr and "unreachable: FAILED" in forced.stderr
+    assert "not due yet" not in forced.stderr and feed_server.hits("/ok.xml") == 2
+
 
 def test_backtest_shows_what_a_rules_change_adds_and_drops(tmp_path: Path) -> None:
     stricter = tmp_path / "stricter.yaml"

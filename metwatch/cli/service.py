@@ -37,20 +37,33 @@ async def _run_until_signal(service: Service) -> None:
     await service.run(stop)
 
 
+#: Sources one ``poll --once`` polls at most (the rest are due at the next run).
+ONCE_LIMIT = 10_000
+
+
 @click.command()
-@click.option("--once", is_flag=True, required=True, help="One pass over all sources, then exit.")
+@click.option("--once", is_flag=True, required=True, help="One pass, then exit.")
+@click.option(
+    "--all", "everything", is_flag=True,
+    help="Poll every source now, also those not due: the interval, a backoff and a "
+    "site's Retry-After are overridden (for trying things out, not for cron).",
+)  # fmt: skip
 @RULES_OPTION
-def poll(once: bool, rules: str | None) -> None:
-    """Poll every source once, deliver what was flagged, print a summary."""
+def poll(once: bool, everything: bool, rules: str | None) -> None:
+    """Poll the sources that are due (and new ones) once, deliver what was flagged,
+    print a summary. Run from cron, each source keeps its own schedule."""
     settings = settings_from_env(rules)
     with errors():
-        asyncio.run(_poll_once(Service(settings)))
+        asyncio.run(_poll_once(Service(settings), everything=everything))
 
 
-async def _poll_once(service: Service) -> None:
+async def _poll_once(service: Service, *, everything: bool) -> None:
     try:
-        results = await service.pipeline.tick(everything=True)
+        if not everything:
+            service.store.make_new_due(service.clock())
+        results = await service.pipeline.tick(everything=everything, limit=ONCE_LIMIT)
         report = await service.deliverer.drain()
+        waiting = _not_due(service, {r.source_id for r in results})
     finally:
         await service.close()
     for r in results:
@@ -63,7 +76,21 @@ async def _poll_once(service: Service) -> None:
                 f"{r.source_id}: {len(r.value.new_items)} new, {len(r.value.flagged)} flagged",
                 err=True,
             )
+    if waiting:
+        echo(waiting, err=True)
     echo(f"delivered {report.sent} new, {report.edited} updated", err=True)
+
+
+def _not_due(service: Service, polled: set[str]) -> str:
+    """A line on the enabled sources this run left alone: not due yet."""
+    enabled = {s.id for s in service.rules.sources}
+    later = [h.next_poll for h in service.store.source_health()
+             if h.id in enabled and h.id not in polled and h.next_poll is not None]  # fmt: skip
+    if not later:
+        return ""
+    return (
+        f"{len(later)} source(s) not due yet (next at {_when(min(later))}); --all polls them now"
+    )
 
 
 @click.command()

@@ -122,8 +122,24 @@ class SourceStore(StoreBase):
                     )
                 )  # fmt: skip
 
+    def make_new_due(self, now: datetime) -> None:
+        """Make enabled sources never polled due now (``poll --once``: a new source's
+        first poll waits a few seconds of jitter, and a run from cron would miss it)."""
+        with self._session() as s:
+            s.execute(
+                update(SourceRow)
+                .where(
+                    col(SourceRow.enabled),
+                    col(SourceRow.last_polled_at).is_(None),
+                    col(SourceRow.next_poll_at) > now,
+                )
+                .values(next_poll_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
     def make_all_due(self, now: datetime) -> None:
-        """Make every enabled source due now (``poll --once``)."""
+        """Make every enabled source due now (``poll --once --all``): the schedule,
+        a backoff and a site's Retry-After are overridden."""
         with self._session() as s:
             s.execute(
                 update(SourceRow)
