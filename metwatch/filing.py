@@ -51,10 +51,11 @@ class StoryFiler:
     def file(
         self, flagged: Sequence[tuple[Classified, StoryInputs]], now: datetime,
         *, with_items: Sequence[Item] = (),
-    ) -> list[int]:  # fmt: skip
+    ) -> list[int | None]:  # fmt: skip
         """File each flagged item under a recent story about the same event, or a
         new one (with its summary), in order; ``with_items`` (a poll's other new
-        items) are stored in the same transaction. Returns the story ids.
+        items) are stored in the same transaction. Returns the story ids (None for an
+        item not filed: the same article is stored already).
 
         Optimistic: the decisions are made on the index as it stands, and written
         only if the stories' change count is still the one the index is in step
@@ -86,6 +87,8 @@ class StoryFiler:
         # forced last attempt was not checked: the next decision reloads.)
         self._in_step = filing.changes if filing.changes == seen + 1 else None
         for (c, _), (story_id, decision) in zip(flagged, decisions, strict=True):
+            if story_id is None:
+                continue  # not filed: the same article is stored already
             log.info(
                 "story %s item=%s reason=%s similarity=%.2f findings=%.2f",
                 story_id, c.item.id, decision.reason, decision.similarity,
@@ -95,7 +98,7 @@ class StoryFiler:
 
     def _file_one(
         self, filing: StoryFiling, classified: Classified, inputs: StoryInputs, now: datetime
-    ) -> tuple[int, Assignment]:
+    ) -> tuple[int | None, Assignment]:
         """Decide on the index and write; the index records the item at once, so
         the next item of the same poll can join its story."""
         fp, summary = inputs
@@ -107,7 +110,8 @@ class StoryFiler:
             classified, decision.story_id, fingerprint=fp.to_json(), copy_of=decision.copy_of,
             summary=summary if decision.story_id is None else (),
         )  # fmt: skip
-        self.index.record(story_id, features, first_seen=now)
+        if story_id is not None:  # None: the article is stored already, nothing written
+            self.index.record(story_id, features, first_seen=now)
         return story_id, decision
 
     def sync(self) -> int:

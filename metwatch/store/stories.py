@@ -3,11 +3,14 @@
 ``filing_stories`` writes a poll's flagged items (with their matches, stories
 and one delivery per following chat) and its other new items in ONE transaction:
 a crash never leaves a match without its deliveries, nor half a poll stored.
+As for the other items, the same article (its canonical link) is stored once:
+a flagged item whose link another item got stored with meanwhile is not filed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -87,6 +90,13 @@ _JOIN_STORY = _STORY_ITEMS.insert().values(
     .where(_STORY_ITEMS.c.story_id == bindparam("story_id"))
     .scalar_subquery(),
 )
+#: Another item stored with this canonical link, and the story it is in (if any).
+_STORED_COPY = (
+    select(ITEMS.c.id, _STORY_ITEMS.c.story_id)
+    .select_from(ITEMS.outerjoin(_STORY_ITEMS, _STORY_ITEMS.c.item_id == ITEMS.c.id))
+    .where(ITEMS.c.url == bindparam("url"), ITEMS.c.id != bindparam("item_id"))
+    .limit(1)
+)
 _RAISE_REVISION = (
     _STORIES.update()
     .where(_STORIES.c.id == bindparam("story_id"))
@@ -107,6 +117,9 @@ _RECENT_REVISIONS = (
 )
 
 
+log = logging.getLogger(__name__)
+
+
 class StoriesChanged(Exception):  # noqa: N818 (a signal to retry, not a failure)
     """Recent stories changed since the caller read them: decide again."""
 
@@ -125,13 +138,30 @@ class StoryFiling:
     def file(
         self, classified: Classified, story_id: int | None, *, fingerprint: str | None,
         copy_of: str | None, summary: Sequence[str],
-    ) -> int:  # fmt: skip
+    ) -> int | None:  # fmt: skip
         """Store the item with its matches under ``story_id`` (None: a new story
         with ``summary``) and owe the story's new revision to its followers.
-        Returns the story id."""
+        Returns the story id.
+
+        An item whose canonical link another item was stored with (by another
+        poll of this tick or another instance, after both found it new) is not
+        filed: the article is stored once, as ``insert_items`` stores it. Then
+        nothing is written for it, and None is returned.
+        """
         # Core statements, not the ORM's unit of work: this runs for every flagged
         # item, and the ORM cost several times the SQL here.
         s, store, now, item = self._s, self._store, self._now, classified.item
+        # Within the transaction that holds the stories' counter: a filing that
+        # stored the link in between has committed (PostgreSQL) or held the
+        # database (SQLite) before this look-up.
+        if item.url and (stored := s.execute(
+            _STORED_COPY, {"url": item.url, "item_id": item.id}
+        ).first()) is not None:  # fmt: skip
+            log.info(
+                "item %s not filed: the same article is stored as item %s (story %s)",
+                item.id, stored.id, stored.story_id,
+            )  # fmt: skip
+            return None
         # Stored here, with its matches: never one without the other. An item
         # stored already (a replay) only gets its fingerprint.
         s.execute(
@@ -164,12 +194,13 @@ class StoryStore(ItemStore):
         copy_of: str | None = None,
         summary: Sequence[str] = (),
         decided_on: int | None = None,
-    ) -> int:
+    ) -> int | None:
         """Write matches, the story and the outbox rows in ONE transaction.
 
         ``story_id`` joins an existing story (its revision goes up, so chats that
         already have it get an edit); None starts a new story with ``summary``.
-        ``decided_on``: as for ``filing_stories``. Returns the story id.
+        ``decided_on``: as for ``filing_stories``. Returns the story id (None:
+        the article is stored already, ``StoryFiling.file``).
         """
         with self.filing_stories(now, decided_on=decided_on) as filing:
             return filing.file(

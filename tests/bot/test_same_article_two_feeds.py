@@ -1,0 +1,165 @@
+"""The same flagged article in two feeds (same canonical link, other GUIDs) is
+stored once, in one story, owed once: the copy stored first wins, as for items
+that are not flagged.
+
+Both polls find the article new before either stores it (one tick, or two
+instances at once); the second is then skipped inside the filing transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from classifiers.rules import RuleSet, load_rules
+from metwatch.models import Classified, Item, PollOutcome, RawEntry, SourceSpec
+from metwatch.pipeline import Pipeline
+from metwatch.store import SqlStore, open_store
+from metwatch.store.tables import DeliveryRow, ItemRow, StoryItemRow
+from tests.metwatch.test_postgres import pg_url  # noqa: F401 (a fixture)
+from tests.rules_for_tests import write_rules
+from tests.support.feed_server import FeedServer
+from tests.support.feeds import FeedItem, rss
+from tests.support.seeds import SEEDS
+from watchers.fetch import Fetcher
+
+NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
+CHAT = 1
+LINK = "https://news.example.com/met-report"
+HEADLINE = "Met police inadequate at managing sex offenders"
+BODY = (SEEDS / "001_eb7dfda9019dc2e2.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, db_url: str) -> str:
+    """The database, SQLite or PostgreSQL (skipped when unreachable)."""
+    return db_url if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def stores() -> Iterator[list[SqlStore]]:
+    """Open stores on ``url`` (append to it), disposed of after the test."""
+    opened: list[SqlStore] = []
+    yield opened
+    for store in opened:
+        store.engine.dispose()
+
+
+def _copy(n: int) -> FeedItem:
+    """Outlet ``n``'s copy: its own GUID, the same link but for a tracking parameter."""
+    return FeedItem(
+        title=HEADLINE, guid=f"copy-{n}", link=f"{LINK}?utm_source=feed{n}", content=BODY
+    )
+
+
+def _pipeline(store: SqlStore, tmp_path: Path, client: httpx.AsyncClient,
+              urls: dict[str, str]) -> Pipeline:  # fmt: skip
+    sources = [{"id": k, "name": k, "url": v, "interval": 300} for k, v in urls.items()]
+    rules: RuleSet = load_rules(write_rules(tmp_path, sources))
+    fetcher = Fetcher(client, max_bytes=1_000_000, max_concurrent=4, per_host=2)
+    pipeline = Pipeline(store, fetcher, rules, clock=lambda: NOW, failure_threshold=2)
+    pipeline.sync_sources()
+    store.subscribe(CHAT, [t.id for t in rules.topics], NOW)
+    return pipeline
+
+
+def _stored_once(store: SqlStore) -> int:
+    """One item row with the link, one story member, one outbox row at revision 1;
+    returns the story's id."""
+    with store.engine.connect() as c:
+        items = c.execute(select(ItemRow.id).where(ItemRow.url == LINK)).scalars().all()
+        members = c.execute(select(StoryItemRow.story_id, StoryItemRow.item_id)).all()
+        owed = c.execute(
+            select(DeliveryRow.chat_id, DeliveryRow.story_id, DeliveryRow.wanted_revision)
+        ).all()
+    assert len(items) == 1
+    [(story_id, member)] = members
+    assert member == items[0]
+    assert owed == [(CHAT, story_id, 1)]
+    story = store.story(story_id)
+    assert [link.url for link in story.links] == [LINK]
+    assert story.revision == 1
+    return story_id
+
+
+async def test_one_tick_stores_a_flagged_article_in_two_feeds_once(
+    url: str, stores: list[SqlStore], tmp_path: Path
+) -> None:
+    with FeedServer() as server:
+        for n in range(2):
+            server.serve(f"/f{n}.xml", rss([_copy(n)]))
+        async with httpx.AsyncClient(timeout=2) as client:
+            stores.append(open_store(url))
+            urls = {f"f{n}": server.url(f"/f{n}.xml") for n in range(2)}
+            pipeline = _pipeline(stores[0], tmp_path, client, urls)
+            results = await pipeline.tick(everything=True)
+
+    assert sorted(r.source_id for r in results) == ["f0", "f1"]
+    assert all(isinstance(r.value, PollOutcome) for r in results)
+    story_id = _stored_once(stores[0])
+    # Nothing was recorded for the copy not filed: the filer is still in step.
+    assert pipeline.stories._in_step == stores[0].story_changes()
+    assert pipeline.stories.index.revision(story_id) == 1
+
+
+def test_instances_filing_the_article_at_once_store_it_once(
+    url: str, stores: list[SqlStore], rules: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two instances, each with one feed: both find the article new before either
+    files it (the store's look-up waits for the other's), then file at once."""
+    both_looked = threading.Barrier(2, timeout=10)
+    pipelines: list[Pipeline] = []
+    for _ in range(2):
+        store = open_store(url)
+        stores.append(store)
+        sort_new = store.sort_new
+
+        def looked_up(items: object, sort_new: object = sort_new) -> list[Item]:
+            found: list[Item] = sort_new(items)  # type: ignore[operator]
+            both_looked.wait()
+            return found
+
+        monkeypatch.setattr(store, "sort_new", looked_up)
+        pipelines.append(Pipeline(store, None, rules, clock=lambda: NOW))  # type: ignore[arg-type]
+    stores[0].subscribe(CHAT, [t.id for t in rules.topics], NOW)
+
+    def ingest(n: int) -> int:
+        spec = SourceSpec(f"outlet-{n}", f"Outlet {n}", "feed", "file:", 300)
+        copy = _copy(n)
+        entry = RawEntry(copy.guid, copy.link, HEADLINE, "", BODY, NOW)
+        return len(pipelines[n].ingest(spec, [entry]).flagged)
+
+    with ThreadPoolExecutor(2) as pool:
+        flagged = list(pool.map(ingest, range(2)))
+
+    assert flagged == [1, 1]  # as for other items: new to the poll that read it
+    _stored_once(stores[0])
+
+
+def test_a_flagged_copy_of_an_article_stored_unflagged_is_not_filed(
+    url: str, stores: list[SqlStore], rules: RuleSet
+) -> None:
+    """The copy stored first was not flagged (a teaser, say): it still wins."""
+    store = open_store(url)
+    stores.append(store)
+    store.subscribe(CHAT, [t.id for t in rules.topics], NOW)
+    spec = SourceSpec("teasers", "Teasers", "feed", "file:", 300)
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
+    teaser = RawEntry("teaser", f"{LINK}?utm_medium=rss", "A report", "Read more.", "", NOW)
+    assert not pipeline.ingest(spec, [teaser]).flagged
+
+    [stored] = store.iter_items()
+    full = Item("other-id", "other", "Other", LINK, HEADLINE, "", BODY, NOW, "hash")
+    store.record_flagged(Classified(full, ()), None, NOW)
+
+    assert [i.id for i in store.iter_items()] == [stored.id]
+    with store.engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(StoryItemRow)).scalar_one() == 0
+        assert c.execute(select(func.count()).select_from(DeliveryRow)).scalar_one() == 0
