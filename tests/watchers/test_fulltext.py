@@ -11,13 +11,14 @@ import httpx
 import pytest
 
 from metwatch.errors import FetchError
-from metwatch.models import RawEntry
+from metwatch.models import Item, RawEntry
 from tests.support.feed_server import FeedServer
+from watchers import fulltext
 from watchers.addresses import check_public_url, ensure_public
 from watchers.fetch import Fetcher, build_client
-from watchers.fulltext import fetch_article, fetch_full_text
+from watchers.fulltext import ArticleTexts, fetch_article, fetch_full_text
 from watchers.pages import decode_html
-from watchers.teasers import needs_full_text
+from watchers.teasers import Teaser, needs_full_text
 
 CAP = 1_000_000
 #: Navigation, adverts, related links, comments and footer of ARTICLE_HTML.
@@ -110,6 +111,32 @@ async def test_teaser_only_item_gets_the_articles_main_text(
     for noise in NOISE:
         assert noise not in text, noise
     assert feed_server.hits("/news/met-inspection") == 1
+
+
+async def test_a_bug_met_by_one_article_page_costs_its_text_not_the_poll(
+    feed_server: FeedServer, fetcher: Fetcher, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """No real page is known to raise an unexpected error (each found was fixed), so
+    the extraction is made to raise one for one page, as a bug would."""
+    feed_server.serve("/news/good", ARTICLE_HTML, content_type="text/html")
+    extract = fulltext.fetch_full_text
+
+    async def with_a_bug(fetcher: Fetcher, url: str, **kwargs: object) -> str | None:
+        if url.endswith("/news/bug"):
+            raise OverflowError("date value out of range")
+        return await extract(fetcher, url, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fulltext, "fetch_full_text", with_a_bug)
+    items = [Item(n, "s", "Outlet", feed_server.url(f"/news/{n}"), "Met criticised",
+                  "Teaser.", "Teaser.", None, n) for n in ("bug", "good")]  # fmt: skip
+    teasers = {i.id: Teaser(i.url or "", titled=True) for i in items}
+
+    filled = await ArticleTexts(fetcher, allow_private=True).fill(items, teasers)
+
+    assert filled[0] == items[0]  # kept its feed text
+    assert "had not been visited since 2017" in filled[1].body
+    assert "no full text for item bug: unexpected error" in caplog.text
 
 
 async def test_fetch_article_also_reads_the_title(
