@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from bot.prepare import StoryInputs
@@ -209,7 +209,7 @@ class Pipeline:
             spec.id, now=now, new_items=len(outcome.new_items), read_as=spec,
             etag=fetched.etag if revalidate else None,
             last_modified=fetched.last_modified if revalidate else None,
-            refresh_hint=read.refresh_hint,
+            refresh_hint=_honoured(read.refresh_hint, spec.interval),
             next_poll=schedule.after_success(now, spec.interval, wait_hint),
         )  # fmt: skip
         log.info(
@@ -306,14 +306,20 @@ class Pipeline:
         unflagged = [c.item for c in classified if not c.flagged]
         # One transaction: the flagged items with their matches, stories and outbox
         # rows, and the others (_find_new sorted them: no second look).
-        self.stories.file(list(zip(flagged, prepared, strict=True)), now, with_items=unflagged)
+        stories = self.stories.file(
+            list(zip(flagged, prepared, strict=True)), now, with_items=unflagged
+        )
+        # A flagged item not filed (None) is an article stored already: not new.
+        skipped = {c.item.id for c, story in zip(flagged, stories, strict=True) if story is None}
+        flagged = [c for c in flagged if c.item.id not in skipped]
         for c in flagged:
             for m in c.matches:
                 log.info(
                     "match %s item=%s source=%s", m.finding_id, c.item.id, spec.id,
                     extra={"event": "match", "finding": m.finding_id, "item": c.item.id},
                 )  # fmt: skip
-        reported = tuple(NewItem(c.item.id, c.item.title, c.item.url) for c in classified)
+        reported = tuple(NewItem(c.item.id, c.item.title, c.item.url) for c in classified
+                         if c.item.id not in skipped)  # fmt: skip
         return PollOutcome(spec.id, True, reported, tuple(flagged))
 
     async def _record_failure(self, spec: SourceSpec, state: SourceState, e: SourceError) -> None:
@@ -323,9 +329,11 @@ class Pipeline:
             now, spec.interval, state.error_count + 1,
             max_backoff=self.max_backoff, retry_after=retry_after,
         )  # fmt: skip
+        held = _honoured(retry_after, spec.interval)
         newly_failing = self.store.record_failure(
             spec.id, now=now, next_poll=next_poll, error=e.message,
-            threshold=self.failure_threshold,
+            threshold=self.failure_threshold, read_as=spec,
+            held_until=now + timedelta(seconds=held) if held is not None else None,
         )  # fmt: skip
         log.warning("source %s failed: %s", spec.id, e)
         if newly_failing:
@@ -359,6 +367,10 @@ class Pipeline:
     async def _alert(self, text: str) -> None:
         if self.alert_admins is not None:
             await self.alert_admins(text)
+
+
+def _honoured(hint: float | None, interval: int) -> float | None:
+    return None if hint is None else schedule.honoured(hint, interval)
 
 
 def _longest(*hints: float | None) -> float | None:

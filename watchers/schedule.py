@@ -23,14 +23,16 @@ JITTER = 0.1
 MAX_HINT = 24 * 3600.0
 
 
-def _honoured(hint: float, interval: int) -> float:
+def honoured(hint: float, interval: int) -> float:
+    """The part of a site's hint (seconds) the schedule honours: a year's ttl is a
+    mistake, not a reason to go quiet."""
     return min(hint, max(MAX_HINT, float(interval)))
 
 
 def longest_wait(interval: int, wait_hint: float | None = None) -> float:
     """The longest ``after_success`` waits (seconds): the interval, or the site's
     hint where it asks for longer."""
-    return max(float(interval), _honoured(wait_hint, interval) if wait_hint is not None else 0.0)
+    return max(float(interval), honoured(wait_hint, interval) if wait_hint is not None else 0.0)
 
 
 def after_success(
@@ -40,7 +42,7 @@ def after_success(
     # Jitter below the interval: a new item is seen within one interval at worst.
     delay = interval * (1 - rng.uniform(0, JITTER))
     if wait_hint is not None:
-        delay = max(delay, _honoured(wait_hint, interval))
+        delay = max(delay, honoured(wait_hint, interval))
     return now + timedelta(seconds=delay)
 
 
@@ -58,11 +60,15 @@ def after_failure(
     backoff = interval * 2 ** max(failures - 1, 0)
     delay = min(backoff, max(max_backoff, interval)) * (1 + rng.uniform(0, JITTER))
     if retry_after is not None:
-        delay = max(delay, _honoured(retry_after, interval))
+        delay = max(delay, honoured(retry_after, interval))
     return now + timedelta(seconds=delay)
+
+
+#: A new source's first poll comes within this many seconds.
+FIRST_POLL_WITHIN = 15.0
 
 
 def first_poll(now: datetime, interval: int, rng: random.Random | None = None) -> datetime:
     """A new source is polled soon: within a tenth of its interval, at most 15 s."""
     rng = rng or random.Random()
-    return now + timedelta(seconds=rng.uniform(0, min(interval * JITTER, 15.0)))
+    return now + timedelta(seconds=rng.uniform(0, min(interval * JITTER, FIRST_POLL_WITHIN)))

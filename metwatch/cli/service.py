@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -18,6 +18,7 @@ from metwatch.errors import MetwatchError
 from metwatch.models import SourceHealth
 from metwatch.settings import describe
 from metwatch.store import open_store
+from watchers import schedule
 
 
 @click.command()
@@ -60,7 +61,8 @@ def poll(once: bool, everything: bool, rules: str | None) -> None:
 async def _poll_once(service: Service, *, everything: bool) -> None:
     try:
         if not everything:
-            service.store.make_new_due(service.clock())
+            within = timedelta(seconds=schedule.FIRST_POLL_WITHIN)
+            service.store.make_new_due(service.clock(), within)
         results = await service.pipeline.tick(everything=everything, limit=ONCE_LIMIT)
         report = await service.deliverer.drain()
         waiting = _not_due(service, {r.source_id for r in results})

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, case, func, update
 from sqlalchemy.exc import NoResultFound
@@ -75,6 +76,29 @@ _NOT_MODIFIED_READ_AS = _NOT_MODIFIED.values(
 )
 
 
+def _read_afresh(row: SourceRow, spec: SourceSpec, first_poll: datetime) -> None:
+    """The rules now read ``row`` as ``spec``: another address, kind or selector."""
+    if row.url != spec.url:
+        # A new address from the user: any move the old one made is the user's to
+        # have followed, and the old one's backoff says nothing of it: polled
+        # soon, as a new source, but not before its site's Retry-After.
+        row.moved_to = None
+        held = aware(row.held_until) if _host(row.url) == _host(spec.url) else None
+        row.next_poll_at = max(first_poll, held) if held else first_poll
+    # The validators of the old reading would keep a 304 from showing the new one,
+    # and its first poll finds everything new without that being a gap.
+    row.etag = row.last_modified = row.last_success_at = None
+    row.refresh_hint = None
+    # Its errors were the old reading's (often the reason for the change). A
+    # failing source stays marked until a good poll, which tells the admins it
+    # has recovered.
+    row.error_count, row.last_error = 0, None
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.lower()
+
+
 class SourceStore(StoreBase):
     """The sources table: what to poll when, and how each poll went."""
 
@@ -89,25 +113,10 @@ class SourceStore(StoreBase):
                 if spec is None:
                     row.enabled = False
                     continue
-                if row.url != spec.url:
-                    # A new address from the user: any move the old one made is
-                    # the user's to have followed, and the old one's backoff says
-                    # nothing of it: polled soon, as a new source.
-                    row.moved_to = None
-                    row.next_poll_at = first_poll(spec)
                 if (row.url, row.kind, row.link_selector) != (
-                    spec.url,
-                    spec.kind,
-                    spec.link_selector,
-                ):
-                    # Read differently from now on: the validators of the old
-                    # reading would keep a 304 from showing the new one, and its
-                    # first poll finds everything new without that being a gap.
-                    row.etag = row.last_modified = row.last_success_at = None
-                    row.refresh_hint = None
-                    # Its errors were the old reading's (often the reason for the
-                    # change): a fixed source does not stay "failing".
-                    row.error_count, row.failing, row.last_error = 0, False, None
+                    spec.url, spec.kind, spec.link_selector,
+                ):  # fmt: skip
+                    _read_afresh(row, spec, first_poll(spec))
                 row.name, row.kind, row.url = spec.name, spec.kind, spec.url
                 row.link_selector = spec.link_selector
                 row.interval, row.enabled = spec.interval, True
@@ -122,9 +131,10 @@ class SourceStore(StoreBase):
                     )
                 )  # fmt: skip
 
-    def make_new_due(self, now: datetime) -> None:
+    def make_new_due(self, now: datetime, first_poll_within: timedelta) -> None:
         """Make enabled sources never polled due now (``poll --once``: a new source's
-        first poll waits a few seconds of jitter, and a run from cron would miss it)."""
+        first poll waits up to ``first_poll_within`` of jitter, and a run from cron
+        would miss it)."""
         with self._session() as s:
             s.execute(
                 update(SourceRow)
@@ -132,6 +142,8 @@ class SourceStore(StoreBase):
                     col(SourceRow.enabled),
                     col(SourceRow.last_polled_at).is_(None),
                     col(SourceRow.next_poll_at) > now,
+                    # Not a claim's lease: another instance is polling it now.
+                    col(SourceRow.next_poll_at) <= now + first_poll_within,
                 )
                 .values(next_poll_at=now)
                 .execution_options(synchronize_session=False)
@@ -201,7 +213,7 @@ class SourceStore(StoreBase):
             same = _read_as(read_as.url, read_as.kind, read_as.link_selector)
             kept = {k: case((same, v), else_=_SOURCES.c[k]) for k, v in kept.items()}
         values: dict[str, object] = kept | {
-            "last_polled_at": now, "next_poll_at": next_poll,
+            "last_polled_at": now, "next_poll_at": next_poll, "held_until": None,
             "error_count": 0, "failing": False, "last_error": None,
             "items_seen": _SOURCES.c.items_seen + new_items,
         }  # fmt: skip
@@ -248,12 +260,24 @@ class SourceStore(StoreBase):
         return [sid for sid in ids if failing[sid]]
 
     def record_failure(
-        self, source_id: str, *, now: datetime, next_poll: datetime, error: str, threshold: int
-    ) -> bool:
-        """Record a failed poll; True exactly when the source has just become failing."""
+        self, source_id: str, *, now: datetime, next_poll: datetime, error: str, threshold: int,
+        read_as: SourceSpec | None = None, held_until: datetime | None = None,
+    ) -> bool:  # fmt: skip
+        """Record a failed poll; True exactly when the source has just become failing.
+
+        ``held_until``: the site's Retry-After, kept for a change of address on the
+        same site. With ``read_as`` (the source as the poll read it), nothing is
+        recorded if the source is no longer read that way: the old reading's error
+        and backoff are not the new one's.
+        """
         with self._session() as s:
-            row = s.get_one(SourceRow, source_id)
+            row = s.get_one(SourceRow, source_id, with_for_update=True)
+            if read_as is not None and (row.url, row.kind, row.link_selector) != (
+                read_as.url, read_as.kind, read_as.link_selector,
+            ):  # fmt: skip
+                return False
             row.last_polled_at, row.next_poll_at = now, next_poll
+            row.held_until = held_until
             row.error_count += 1
             row.last_error = error
             newly = not row.failing and row.error_count >= threshold

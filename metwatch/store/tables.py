@@ -50,6 +50,9 @@ class SourceRow(SQLModel, table=True):
     #: The feed's own refresh hint (``<ttl>``, ``sy:updatePeriod``; seconds) in its
     #: last full body: a 304 brings no body, and the feed's wish still stands.
     refresh_hint: int | None = None
+    #: Not to be polled before this: the site's Retry-After at the last failed poll
+    #: (a new address on the same site keeps it).
+    held_until: datetime | None = Field(default=None, sa_column=_utc())
 
 
 class ItemRow(SQLModel, table=True):
