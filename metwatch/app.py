@@ -31,7 +31,7 @@ from metwatch.settings import Settings
 from metwatch.store import SqlStore, open_store
 from metwatch.workers import WorkerPool, in_thread
 from watchers.crawl_policy import CrawlPolicy
-from watchers.fetch import Fetcher, build_client
+from watchers.fetch import Fetcher, FetchLimits, build_client
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,23 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def build_fetcher(settings: Settings, *, public_only: bool = False) -> Fetcher:
+def build_fetch_limits(settings: Settings) -> FetchLimits:
+    return FetchLimits(
+        max_concurrent=settings.max_concurrent_fetches, per_host=settings.max_fetches_per_host
+    )
+
+
+def build_fetcher(
+    settings: Settings, *, public_only: bool = False, limits: FetchLimits | None = None
+) -> Fetcher:
+    """A Fetcher; pass the process's one ``limits`` so that every Fetcher counts against it."""
     client = build_client(
         timeout=settings.http_timeout, user_agent=settings.user_agent, public_only=public_only
     )
     return Fetcher(
         client,
         max_bytes=settings.max_response_bytes,
-        max_concurrent=settings.max_concurrent_fetches,
-        per_host=settings.max_fetches_per_host,
+        limits=limits or build_fetch_limits(settings),
     )
 
 
@@ -75,10 +83,13 @@ class Service:
         self.clock = utc_now
         self.rules = rules or load_rules(settings.rules_path)
         self.store: SqlStore = open_store(settings.database_url)
-        self.fetcher = build_fetcher(settings)
+        # One set of limits for both Fetchers: per_host=1 means one request to a
+        # host at a time, whether for its feed or for an article on it.
+        limits = build_fetch_limits(settings)
+        self.fetcher = build_fetcher(settings, limits=limits)
         # URLs found in documents must stay public, every redirect hop included.
         self.document_fetcher = build_fetcher(
-            settings, public_only=not settings.allow_private_addresses
+            settings, public_only=not settings.allow_private_addresses, limits=limits
         )
         self.application: Application | None = None  # type: ignore[type-arg]
         self.notifier: Notifier

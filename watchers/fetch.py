@@ -2,9 +2,12 @@
 
 Every failure becomes a ``FetchError`` whose message is a sentence an admin can
 act on ("timed out after 20 s", "HTTP 404", "response larger than 10 MB").
-Limits: at most ``max_concurrent`` requests overall and ``per_host`` to one
-host. The body is read as a stream and decoded bytes are counted, so a 50 MB
-response or a gzip bomb is cut off at the cap instead of filling memory.
+Limits (`FetchLimits`, shared by every Fetcher of a process): at most
+``max_concurrent`` requests overall and ``per_host`` to one host. The client's
+timeout bounds each whole request, body included, not just each read. The body
+is read raw and decoded with a bound (``watchers.decoding``), so a 50 MB
+response, a gzip bomb or stacked codings are cut off at the cap instead of
+filling memory.
 
 Does not parse, and does not decide when to poll (``watchers.schedule``).
 """
@@ -15,6 +18,8 @@ import asyncio
 import email.utils
 import re
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -23,31 +28,71 @@ import httpx
 from metwatch.errors import FetchError
 from metwatch.models import FetchResult
 from watchers.addresses import ensure_public
+from watchers.decoding import (
+    ACCEPT_ENCODING,
+    BoundedDecoder,
+    CorruptContent,
+    DecodedTooLarge,
+    UnsupportedCoding,
+)
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 #: Redirects followed for one request (RFC 9309 asks at least five for robots.txt).
 MAX_REDIRECTS = 5
 
 
+class FetchLimits:
+    """How many requests may be in flight: overall, and to any one host.
+
+    One per process, shared by all its Fetchers (feeds and documents), so the
+    limits hold for the process as a whole rather than once per Fetcher.
+    """
+
+    def __init__(self, *, max_concurrent: int = 8, per_host: int = 2) -> None:
+        self.max_concurrent = max_concurrent
+        self.per_host = per_host
+        self._overall = asyncio.Semaphore(max_concurrent)
+        self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(per_host)
+        )
+
+    @asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        """Hold one overall and one per-host place while the block runs."""
+        # The host first: a request queued behind a busy host must not hold an
+        # overall place that a request to an idle host could use.
+        async with self._hosts[host], self._overall:
+            yield
+
+
 class Fetcher:
-    """Shared HTTP client plus the politeness limits; one per process."""
+    """An HTTP client plus the politeness limits it shares (`FetchLimits`).
+
+    Give ``limits`` to share them with other Fetchers; otherwise
+    ``max_concurrent`` (default 8) and ``per_host`` (default 2) make new ones.
+    """
 
     def __init__(
         self,
         client: httpx.AsyncClient,
         *,
         max_bytes: int,
-        max_concurrent: int = 8,
-        per_host: int = 2,
+        max_concurrent: int | None = None,
+        per_host: int | None = None,
+        limits: FetchLimits | None = None,
     ) -> None:
+        if limits is not None and (max_concurrent is not None or per_host is not None):
+            raise ValueError("give either limits or max_concurrent/per_host, not both")
         self.client = client
         self.max_bytes = max_bytes
-        self.max_concurrent = max_concurrent
-        self._overall = asyncio.Semaphore(max_concurrent)
-        self._per_host_limit = per_host
-        self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(self._per_host_limit)
+        self.limits = limits or FetchLimits(
+            max_concurrent=8 if max_concurrent is None else max_concurrent,
+            per_host=2 if per_host is None else per_host,
         )
+
+    @property
+    def max_concurrent(self) -> int:
+        return self.limits.max_concurrent
 
     async def fetch(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None,
@@ -62,24 +107,28 @@ class Fetcher:
             FetchError: network failure, timeout, non-2xx/304 status, too many
                 redirects, or a body over the size cap.
         """
-        headers = {}
+        # Whatever the client's default, ask only for codings the bounded decoder
+        # undoes (httpx would add br and zstd once their packages are installed).
+        headers = {"Accept-Encoding": ACCEPT_ENCODING}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         host = urlsplit(url).netloc.lower()
-        async with self._overall, self._hosts[host]:
+        timeout = self.client.timeout.read
+        async with self.limits.slot(host):
             try:
-                return await self._get(url, headers, follow_redirects)
-            except httpx.TimeoutException as e:
-                timeout = self.client.timeout.read or 0
-                raise FetchError(f"timed out after {timeout:g} s", url=url) from e
+                # httpx's timeout is per read: a server sending a byte now and then
+                # would hold the fetch for ever. The deadline starts once a slot is
+                # ours, so waiting for the limits does not count against it.
+                async with asyncio.timeout(timeout):
+                    return await self._get(url, headers, follow_redirects)
+            except (TimeoutError, httpx.TimeoutException) as e:
+                raise FetchError(f"timed out after {timeout or 0:g} s", url=url) from e
             except httpx.TooManyRedirects as e:
                 raise FetchError("too many redirects (a redirect loop?)", url=url) from e
             except httpx.ConnectError as e:
                 raise FetchError(f"cannot connect: {_reason(e)}", url=url) from e
-            except httpx.DecodingError as e:
-                raise FetchError(f"cannot decode the response: {_reason(e)}", url=url) from e
             except httpx.HTTPError as e:
                 raise FetchError(f"network error: {_reason(e)}", url=url) from e
 
@@ -96,12 +145,24 @@ class Fetcher:
             declared = int(response.headers.get("content-length") or 0)
             if declared > self.max_bytes:
                 raise FetchError(self._too_large(), url=url)
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self.max_bytes:
-                    raise FetchError(self._too_large(), url=url)
-            return _result(url, response, bytes(body))
+            return _result(url, response, await self._read_body(url, response))
+
+    async def _read_body(self, url: str, response: httpx.Response) -> bytes:
+        """The decoded body, never more than ``max_bytes`` of it in memory."""
+        codings = response.headers.get_list("content-encoding", split_commas=True)
+        try:
+            decoder = BoundedDecoder(codings, self.max_bytes)
+        except UnsupportedCoding as e:
+            raise FetchError(str(e), url=url) from e
+        body = bytearray()
+        try:
+            async for chunk in response.aiter_raw():
+                body += decoder.decode(chunk)
+        except DecodedTooLarge as e:
+            raise FetchError(self._too_large(), url=url) from e
+        except CorruptContent as e:
+            raise FetchError(f"cannot decode the response: {_reason(e)}", url=url) from e
+        return bytes(body)
 
     def _too_large(self) -> str:
         return f"response larger than {self.max_bytes / 1_000_000:g} MB: aborted"
@@ -130,9 +191,8 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     value = value.strip()
     if value.isdigit():
         return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    when = _parse_http_date(value)
+    if when is None:
         return None
     now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
@@ -144,13 +204,21 @@ def _wait_hint(response: httpx.Response) -> float | None:
     if m := _MAX_AGE.search(cache_control):
         return float(m.group(1))
     expires = response.headers.get("expires")
-    if expires:
-        try:
-            when = email.utils.parsedate_to_datetime(expires)
-            return max(0.0, (when - datetime.now(UTC)).total_seconds())
-        except (TypeError, ValueError):
-            return None
-    return None
+    when = _parse_http_date(expires) if expires else None
+    if when is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _parse_http_date(value: str) -> datetime | None:
+    """An aware datetime from an HTTP date; None if it is not one."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    # "-0000" or no zone at all parse as naive; HTTP dates are always UTC
+    # (RFC 9110 5.6.7), and a naive one cannot be compared with an aware now.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _result(
@@ -200,7 +268,7 @@ def build_client(
         timeout=httpx.Timeout(timeout),
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
-        headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
+        headers={"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         event_hooks=hooks,
     )
 

@@ -21,7 +21,7 @@ import click
 
 from classifiers.match import match_item
 from classifiers.rules import RuleSet, load_rules
-from metwatch.app import build_fetcher, utc_now
+from metwatch.app import build_fetch_limits, build_fetcher, utc_now
 from metwatch.cli.common import RULES_OPTION, echo, errors, settings_from_env
 from metwatch.errors import SourceError
 from metwatch.models import FetchResult, Item, Match, SourceSpec
@@ -113,8 +113,11 @@ def _disabled(rules: RuleSet, source_id: str) -> SourceSpec | None:
 async def _preview(
     spec: SourceSpec, rules: RuleSet, settings: Settings, *, full_text: bool
 ) -> list[PreviewItem]:
-    fetcher = build_fetcher(settings)
-    documents = build_fetcher(settings, public_only=not settings.allow_private_addresses)
+    limits = build_fetch_limits(settings)  # one set for both, as the service has
+    fetcher = build_fetcher(settings, limits=limits)
+    documents = build_fetcher(
+        settings, public_only=not settings.allow_private_addresses, limits=limits
+    )
     private = settings.allow_private_addresses
     reader = SourceReader(
         documents, allow_private=private, fulltext_min_chars=settings.fulltext_min_chars
