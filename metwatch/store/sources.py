@@ -1,22 +1,19 @@
 """Sources: sync with the rules, claim due ones, record poll outcomes, health.
 
 Several instances may share one PostgreSQL database: ``claim_due_sources``
-moves the due sources' ``next_poll_at`` to a lease in one UPDATE whose subquery
-locks the rows it picks and skips rows locked by another instance, so exactly
-one instance polls each source.
+moves the due sources' ``next_poll_at`` to a lease (``metwatch.store.claims``),
+so exactly one instance polls each source.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, case, func, update
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import col, select
-from sqlmodel.sql.expression import Select
 
 from metwatch.errors import StoreError
 from metwatch.models import (
@@ -25,6 +22,7 @@ from metwatch.models import (
     SourceState,
 )
 from metwatch.store.base import StoreBase, aware
+from metwatch.store.claims import claim_due
 from metwatch.store.tables import (
     SourceRow,
 )
@@ -34,14 +32,6 @@ _SOURCES: Table = SourceRow.__table__  # type: ignore[attr-defined]
 CLAIM_LEASE = timedelta(minutes=10)
 #: Admins hear of a source's gaps at most this often.
 GAP_QUIET = timedelta(days=1)
-
-#: The columns a claim hands back, in ``SourceState`` order: a source that has
-#: moved permanently is polled at its new address.
-_STATE_COLUMNS = (
-    col(SourceRow.id), func.coalesce(col(SourceRow.moved_to), col(SourceRow.url)),
-    col(SourceRow.etag), col(SourceRow.last_modified), col(SourceRow.error_count),
-    col(SourceRow.last_success_at), col(SourceRow.refresh_hint),
-)  # fmt: skip
 
 
 def _read_as(url: object, kind: object, link_selector: object) -> ColumnElement[bool]:
@@ -166,14 +156,10 @@ class SourceStore(StoreBase):
         The claim moves ``next_poll_at`` to ``now + CLAIM_LEASE``, so the source is not
         due again until its poll is recorded, or the lease runs out if the poller dies.
         """
-        lease = now + CLAIM_LEASE
         with self._session() as s:
             # Core statements on the session's connection: no ORM objects are loaded,
             # so the ORM has nothing to track or synchronise.
-            conn = s.connection()
-            if conn.dialect.name == "sqlite":
-                return _claim_on_sqlite(conn, now, lease, limit)
-            return _claim_locking(conn, now, lease, limit)
+            return claim_due(s.connection(), now, now + CLAIM_LEASE, limit)
 
     def release_claim(self, source_id: str, now: datetime) -> None:
         """A poll was abandoned (shutdown): the source is due again at once."""
@@ -361,73 +347,6 @@ class SourceStore(StoreBase):
     def source_interval(self, source_id: str) -> int:
         with self._session() as s:
             return s.get_one(SourceRow, source_id).interval
-
-
-def _due(now: datetime, limit: int) -> Select[str, datetime | None]:
-    """The ``limit`` most overdue enabled sources, locked against other instances.
-
-    SKIP LOCKED passes over rows another instance's claim holds, instead of waiting
-    for it and then claiming them again. SQLAlchemy renders the lock only where the
-    database has one: SQLite has a single writer and needs none.
-    """
-    return (
-        select(col(SourceRow.id), col(SourceRow.next_poll_at))
-        .where(col(SourceRow.enabled), col(SourceRow.next_poll_at) <= now)
-        .order_by(col(SourceRow.next_poll_at))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-
-
-def _claim_locking(
-    conn: Connection, now: datetime, lease: datetime, limit: int
-) -> list[SourceState]:
-    """One statement: UPDATE ... FROM (the locked due rows) ... RETURNING.
-
-    RETURNING reports the new ``next_poll_at`` (the lease), so the old one, for the
-    order, comes from the subquery: PostgreSQL lets RETURNING read it.
-    """
-    due = _due(now, limit).subquery("due")
-    rows = conn.execute(
-        update(SourceRow)
-        .where(col(SourceRow.id) == due.c.id)
-        .values(next_poll_at=lease)
-        .returning(*_STATE_COLUMNS, due.c.next_poll_at)
-    )
-    # RETURNING comes in no particular order; the last column is the due time.
-    return [_state(r[:-1], r[-1]) for r in sorted(rows, key=lambda r: r[-1])]
-
-
-def _claim_on_sqlite(
-    conn: Connection, now: datetime, lease: datetime, limit: int
-) -> list[SourceState]:
-    """Two statements: read the due ids in order, then claim them with RETURNING.
-
-    SQLite's RETURNING can read neither the old ``next_poll_at`` nor the UPDATE's
-    FROM clause, so the order needs its own read. The UPDATE checks again that each
-    row is still due: another process on the same file (``poll --once`` beside the
-    daemon) may have claimed it since.
-    """
-    due: dict[str, datetime | None] = {sid: at for sid, at in conn.execute(_due(now, limit))}
-    order = {sid: n for n, sid in enumerate(due)}
-    rows = conn.execute(
-        update(SourceRow)
-        .where(
-            col(SourceRow.id).in_(list(order)),
-            col(SourceRow.enabled),
-            col(SourceRow.next_poll_at) <= now,
-        )
-        .values(next_poll_at=lease)
-        .returning(*_STATE_COLUMNS)
-    )
-    # RETURNING comes in no particular order.
-    return [_state(r, due[r[0]]) for r in sorted(rows, key=lambda r: order[r[0]])]
-
-
-def _state(row: Sequence[Any], due_at: datetime | None) -> SourceState:
-    source_id, url, etag, last_modified, error_count, last_success_at, refresh_hint = row
-    return SourceState(source_id, url, etag, last_modified, error_count, aware(last_success_at),
-                       aware(due_at), refresh_hint)  # fmt: skip
 
 
 def _failing_among(conn: Connection, ids: Sequence[str]) -> dict[str, bool]:
