@@ -693,8 +693,8 @@ def baseline(site: FeedSite, feeds: Iterable[int]) -> tuple[float, int]:
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("Pipeline.poll (everything)", "metwatch/pipeline.py", "poll"),
     ("  Fetcher._get (httpx)", "watchers/fetch.py", "_get"),
-    ("  Pipeline._find_new", "metwatch/pipeline.py", "_find_new"),
-    ("    ItemStore.sort_new", "metwatch/store/items.py", "sort_new"),
+    ("  Pipeline._sort", "metwatch/pipeline.py", "_sort"),
+    ("    ItemStore.sort_items", "metwatch/store/items.py", "sort_items"),
     ("  Pipeline._store_classified", "metwatch/pipeline.py", "_store_classified"),
     ("    StoryFiler.file (clustering)", "metwatch/filing.py", "file"),
     ("      StoryStore.story_coverage", "metwatch/store/stories.py", "story_coverage"),
@@ -733,7 +733,7 @@ WARM_STAGES: tuple[tuple[str, str, str], ...] = (
 #: Synchronous steps timed with time.thread_time by wrapping them (no profiler, so
 #: no distortion): (label, module or class, attribute). Missing names are skipped.
 TIMED: tuple[tuple[str, str, str], ...] = (
-    ("ItemStore.sort_new", "metwatch.store.items:ItemStore", "sort_new"),
+    ("ItemStore.sort_items", "metwatch.store.items:ItemStore", "sort_items"),
     ("ItemStore.insert_items (no flagged item)", "metwatch.store.items:ItemStore", "insert_items"),
     ("StoryFiler.file (clustering, all)", "metwatch.filing:StoryFiler", "file"),
     ("  StoryStore.story_coverage", "metwatch.store.stories:StoryStore", "story_coverage"),

@@ -50,19 +50,20 @@ class StoryFiler:
 
     def file(
         self, flagged: Sequence[tuple[Classified, StoryInputs]], now: datetime,
-        *, with_items: Sequence[Item] = (),
+        *, with_items: Sequence[Item] = (), edits: Sequence[Item] = (),
     ) -> list[int | None]:  # fmt: skip
         """File each flagged item under a recent story about the same event, or a
         new one (with its summary), in order; ``with_items`` (a poll's other new
-        items) are stored in the same transaction. Returns the story ids (None for an
-        item not filed: the same article is stored already).
+        items) are stored and ``edits`` (its stored items' new text) written in the
+        same transaction. Returns the story ids (None for an item not filed: the
+        same article is stored already).
 
         Optimistic: the decisions are made on the index as it stands, and written
         only if the stories' change count is still the one the index is in step
         with; otherwise the index is brought up to date and they are made again.
         """
         if not flagged:
-            self.store.insert_items(with_items, now)  # nothing to count as a change
+            self.store.insert_items(with_items, now, edits=edits)  # no change to count
             return []
         for attempt in range(1, CLUSTER_ATTEMPTS + 1):
             seen = self._in_step if self._in_step is not None else self.sync()
@@ -71,7 +72,7 @@ class StoryFiler:
                 # better than a lost alert.
                 decided_on = seen if attempt < CLUSTER_ATTEMPTS else None
                 with self.store.filing_stories(now, decided_on=decided_on) as filing:
-                    filing.insert_items(with_items)
+                    filing.insert_items(with_items, edits=edits)
                     decisions = [self._file_one(filing, c, inputs, now) for c, inputs in flagged]
                 break
             except StoriesChanged:

@@ -1,11 +1,14 @@
 """The orchestrator: the only place where the stages meet I/O.
 
     claim due sources ─▶ fetch ─▶ parse (feed, listing page or sitemap) ─▶ normalise
-        ─▶ store (new only) ─▶ full text (new teaser-only items) ─▶ classify ─▶ cluster
-        ─▶ store matches + story + outbox (one transaction)
+        ─▶ sort (new, edited) ─▶ full text (new teaser-only items) ─▶ classify ─▶ cluster
+        ─▶ store items, edits, matches, story + outbox (one transaction)
 
 Only items new to the store reach the full-text step, so each article page is
 fetched at most once; a page that fails leaves the item with its feed text.
+A stored item that was not flagged and whose text the source edits (a stub
+written up later) is classified again on the new text, and alerts if it matches
+now; an edit of a flagged item updates its text only (no second alert).
 
 Each source's poll returns a ``PollResult`` whose value is the outcome, None
 (not modified) or the ``SourceError``: one broken source never stops a tick.
@@ -43,6 +46,7 @@ from metwatch.offload import Verdict, classify_and_prepare, classify_here, remem
 from metwatch.ports import Clock
 from metwatch.reading import SourceReader
 from metwatch.store import SqlStore
+from metwatch.store.items import SortedItems
 from metwatch.workers import Offload, WorkerDied, in_thread
 from watchers import schedule
 from watchers.crawl_policy import CrawlPolicy
@@ -177,12 +181,14 @@ class Pipeline:
                 next_poll = schedule.after_success(now, spec.interval, wait)
                 return PollResult(spec.id, None, next_poll)
             read = await self.reader.read(spec, fetched, now)
-            new_items = await self._off_loop(self._find_new, read.items)
+            found = await self._off_loop(self._sort, read.items)
             wait_hint = _longest(fetched.wait_hint, read.refresh_hint)
-            gap = await self._gap(spec, state, read.items, new_items, now, wait_hint)
-            new_items = await self.full_text.fill(new_items, read.teasers)
-            classified, prepared = await self._classify(new_items)
-            outcome = await self._off_loop(self._store_classified, spec, classified, prepared, now)
+            gap = await self._gap(spec, state, read.items, found.new, now, wait_hint)
+            new_items = await self.full_text.fill(found.new, read.teasers)
+            classified, prepared = await self._classify([*new_items, *found.unflagged_edits])
+            outcome = await self._off_loop(
+                self._store_classified, spec, classified, prepared, now, found.edited
+            )
         except asyncio.CancelledError:
             # Shutting down mid-poll: hand the claim back so a restart polls it at once.
             # Nothing of this poll was stored, so nothing is lost.
@@ -234,15 +240,16 @@ class Pipeline:
             return await asyncio.to_thread(stage, *args)
 
     def ingest(self, spec: SourceSpec, entries: Sequence[RawEntry]) -> PollOutcome:
-        """normalise -> keep new -> classify -> cluster -> store with outbox rows,
+        """normalise -> sort -> classify -> cluster -> store with outbox rows,
         all in this process and thread (replays and backtests).
 
         No network: the full-text step is only part of ``poll``.
         """
         now = self.clock()
-        new_items = self._find_new([normalise(e, spec, now) for e in entries])
-        verdicts = classify_and_prepare(remember(self.rules), new_items)
-        return self._store_classified(spec, *_classified(new_items, verdicts), now)
+        found = self._sort([normalise(e, spec, now) for e in entries])
+        to_classify = [*found.new, *found.unflagged_edits]
+        verdicts = classify_and_prepare(remember(self.rules), to_classify)
+        return self._store_classified(spec, *_classified(to_classify, verdicts), now, found.edited)
 
     async def _gap(
         self, spec: SourceSpec, state: SourceState, items: Sequence[Item], new: Sequence[Item],
@@ -272,11 +279,11 @@ class Pipeline:
         if alert is not None and told:  # not told of a gap of this source within the day
             await self._alert(alert)
 
-    def _find_new(self, items: Sequence[Item]) -> list[Item]:
-        """The items new to the store, repeats dropped (not stored yet: an item is
-        stored with its classification, so a crash in between cannot lose its
-        alert)."""
-        return self.store.sort_new(_unique(items))
+    def _sort(self, items: Sequence[Item]) -> SortedItems:
+        """The items new to the store, repeats dropped, and the stored ones edited
+        (nothing written yet: an item and an edit are stored with their
+        classification, so a crash in between cannot lose an alert)."""
+        return self.store.sort_items(_unique(items))
 
     async def _classify(self, items: Sequence[Item]) -> tuple[list[Classified], list[StoryInputs]]:
         """classify -> fingerprints and summaries of the flagged items: pure, so no
@@ -300,14 +307,18 @@ class Pipeline:
         classified: Sequence[Classified],
         prepared: Sequence[StoryInputs],
         now: datetime,
+        edited: Sequence[Item] = (),
     ) -> PollOutcome:
-        """cluster -> store with outbox rows, for classified items new to the store."""
+        """cluster -> store with outbox rows, for classified items new to the store
+        or edited (``edited``: every stored item whose text changed; those of them
+        classified here were not flagged before)."""
+        edited_ids = {i.id for i in edited}
         flagged = [c for c in classified if c.flagged]
-        unflagged = [c.item for c in classified if not c.flagged]
-        # One transaction: the flagged items with their matches, stories and outbox
-        # rows, and the others (_find_new sorted them: no second look).
+        unflagged = [c.item for c in classified if not c.flagged and c.item.id not in edited_ids]
+        # One transaction: the edits, the flagged items with their matches, stories
+        # and outbox rows, and the other new items (_sort sorted them: no second look).
         stories = self.stories.file(
-            list(zip(flagged, prepared, strict=True)), now, with_items=unflagged
+            list(zip(flagged, prepared, strict=True)), now, with_items=unflagged, edits=edited
         )
         # A flagged item not filed (None) is an article stored already: not new.
         skipped = {c.item.id for c, story in zip(flagged, stories, strict=True) if story is None}
@@ -319,7 +330,7 @@ class Pipeline:
                     extra={"event": "match", "finding": m.finding_id, "item": c.item.id},
                 )  # fmt: skip
         reported = tuple(NewItem(c.item.id, c.item.title, c.item.url) for c in classified
-                         if c.item.id not in skipped)  # fmt: skip
+                         if c.item.id not in skipped and c.item.id not in edited_ids)  # fmt: skip
         return PollOutcome(spec.id, True, reported, tuple(flagged))
 
     async def _record_failure(self, spec: SourceSpec, state: SourceState, e: SourceError) -> None:

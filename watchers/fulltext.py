@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 
 import trafilatura
@@ -54,10 +55,10 @@ class ArticleTexts:
         self.allow_private = allow_private
         self.policy = policy
 
-    async def fill(self, items: list[Item], teasers: dict[str, Teaser]) -> list[Item]:
+    async def fill(self, items: Sequence[Item], teasers: dict[str, Teaser]) -> list[Item]:
         """``items``, those named in ``teasers`` with their article's text."""
         if not teasers:
-            return items
+            return list(items)
         return list(await asyncio.gather(*(self._one(i, teasers.get(i.id)) for i in items)))
 
     async def _one(self, item: Item, teaser: Teaser | None) -> Item:

@@ -7,6 +7,7 @@ so a crash between storing and classifying cannot lose an alert.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -16,9 +17,10 @@ from sqlmodel import col, select
 
 from metwatch.models import Item
 from metwatch.store.base import StoreBase, aware
-from metwatch.store.tables import ItemRow
+from metwatch.store.tables import ItemRow, MatchRow
 
 ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
+_MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
 #: An item's text after an edit at the source (executed with ``_edit_values``).
 _EDIT_ITEM = (
     ITEMS.update()
@@ -34,17 +36,30 @@ class ItemStore(StoreBase):
     """The items table: look-ups of what is new, inserts, reading back."""
 
     def sort_new(self, items: Iterable[Item]) -> list[Item]:
-        """The items not stored yet, in input order (nothing is inserted).
+        """The items not stored yet, in input order; known items whose text
+        changed are updated at once (``sort_items`` leaves that to the caller)."""
+        found = self.sort_items(items)
+        if found.edited:
+            with self._connection() as s:
+                apply_edits(s, found.edited)
+        return list(found.new)
+
+    def sort_items(self, items: Iterable[Item]) -> SortedItems:
+        """Which of a feed's items are new, and which stored ones were edited at
+        the source (nothing is written).
 
         An item is not new when its id is known, or when another source already
         gave an item with the same canonical link (the same article in two feeds).
-        A known item whose text changed is updated (an edited title is no new item).
-        Two IN queries per feed, not two lookups per item.
+        A known item whose text changed is an edit (an edited title is no new
+        item). Two IN queries per feed, not two lookups per item; a third, over
+        the edited ones only, tells which of them were flagged.
         """
         items = list(items)
         if not items:
-            return []
+            return SortedItems()
         new: list[Item] = []
+        edited: list[Item] = []
+        flagged: set[str] = set()
         with self._connection() as s:
             # Ids and hashes only: most of a feed is known, and its text is not needed.
             known: dict[str, str] = dict(
@@ -56,18 +71,22 @@ class ItemStore(StoreBase):
             )
             urls = [i.url for i in items if i.url]
             seen_urls = set(s.execute(select(ITEMS.c.url).where(ITEMS.c.url.in_(urls))).scalars())
-            edited: list[dict[str, object]] = []
             for item in items:
                 if item.id in known:
                     if known[item.id] != item.content_hash:
-                        edited.append(_edit_values(item))
+                        edited.append(item)
                 elif not (item.url and item.url in seen_urls):
                     new.append(item)
                     if item.url:
                         seen_urls.add(item.url)
             if edited:
-                s.execute(_EDIT_ITEM, edited)
-        return new
+                ids = [i.id for i in edited]
+                flagged.update(
+                    s.execute(select(_MATCHES.c.item_id).where(_MATCHES.c.item_id.in_(ids)))
+                    .scalars()
+                )  # fmt: skip
+        return SortedItems(tuple(new), tuple(edited),
+                           tuple(i for i in edited if i.id not in flagged))  # fmt: skip
 
     def has_items_from(self, source_id: str) -> bool:
         """Whether any stored item came first from this source."""
@@ -76,21 +95,26 @@ class ItemStore(StoreBase):
             return found.first() is not None
 
     def add_items(self, items: Iterable[Item], now: datetime) -> list[Item]:
-        """Store the items ``sort_new`` finds new; return them, in input order."""
+        """Store the items ``sort_new`` finds new (and its edits); return the new
+        ones, in input order."""
         new = self.sort_new(items)
         self.insert_items(new, now)
         return new
 
-    def insert_items(self, items: Sequence[Item], now: datetime) -> None:
-        """Store items ``sort_new`` has just found new, without asking again.
+    def insert_items(
+        self, items: Sequence[Item], now: datetime, *, edits: Sequence[Item] = ()
+    ) -> None:
+        """Store items ``sort_items`` has just found new, without asking again, and
+        its ``edits``, in one transaction.
 
         One multi-row INSERT (Core: the ORM's unit of work costs more than the
         insert for rows nothing else touches). What was stored in the meantime,
         by another poll of this tick or another instance, is skipped: an id with
         ON CONFLICT, a canonical link by one look-up of links.
         """
-        if items:
+        if items or edits:
             with self._connection() as s:
+                apply_edits(s, edits)
                 insert_new_items(s, self._insert_item, items, now)
 
     @cached_property
@@ -120,9 +144,30 @@ class ItemStore(StoreBase):
             return s.exec(query).one()
 
 
+@dataclass(frozen=True, slots=True)
+class SortedItems:
+    """A feed's items as the store sees them (``ItemStore.sort_items``), in feed order."""
+
+    #: Not stored yet.
+    new: tuple[Item, ...] = ()
+    #: Stored, with other text at the source now: to be written with the poll.
+    edited: tuple[Item, ...] = ()
+    #: The edited items that were not flagged: their new text may be (a stub
+    #: published first and written up later), so they are classified again.
+    unflagged_edits: tuple[Item, ...] = ()
+
+
+def apply_edits(s: Connection, edits: Sequence[Item]) -> None:
+    """Write the source's new text of stored items, within the transaction ``s``."""
+    if edits:
+        s.execute(_EDIT_ITEM, [_edit_values(i) for i in edits])
+
+
 def insert_new_items(s: Connection, upsert: Any, items: Sequence[Item], now: datetime) -> None:
     """``ItemStore.insert_items`` within the transaction ``s`` (``upsert``: the
     dialect's INSERT ... ON CONFLICT (id) DO NOTHING into items)."""
+    if not items:
+        return
     urls = [i.url for i in items if i.url]
     stored = set(s.execute(select(ITEMS.c.url).where(ITEMS.c.url.in_(urls))).scalars())
     rows = [item_values(i, now) for i in items if not (i.url and i.url in stored)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,12 +12,14 @@ import pytest
 
 from classifiers.rules import RuleSet, load_rules
 from metwatch.errors import SourceError
+from metwatch.models import RawEntry
 from metwatch.pipeline import Pipeline, PollResult
 from metwatch.store import SqlStore, open_store
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer, closed_port_url
 from tests.support.feeds import FeedItem, rss
 from watchers.fetch import Fetcher
+from watchers.normalise import normalise
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "feeds"
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
@@ -374,3 +377,74 @@ async def test_a_feeds_ttl_still_stands_when_it_answers_not_modified(
         at = health.next_poll
     assert [r.headers.get("if-none-match") for r in feed_server.requests("/ttl.xml")] == [
         None, '"v1"', '"v1"']  # fmt: skip
+
+
+#: Breaking news: a headline that names no tracked topic, and no text yet.
+STUB = FeedItem(title="Breaking: statement expected", link="https://news.example.com/met",
+                guid="met-stub", description="More to follow.")  # fmt: skip
+WRITTEN_UP = (
+    "<p>Inspectors found that visits to registered sex offenders were announced in advance by "
+    "the Metropolitan Police, giving offenders time to hide evidence.</p><p>One high-risk "
+    "offender had not been visited since 2017, the report said.</p>"
+)
+
+
+async def test_a_stub_written_up_later_is_classified_again_and_alerts_once(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    feed_server.serve("/feed.xml", rss([STUB]), etag='"v1"')
+    pipeline = _pipeline(tmp_path, db_url, client, {"feed": feed_server.url("/feed.xml")})
+    first = (await _poll_all(pipeline))["feed"].value
+    assert first is not None and not isinstance(first, Exception)
+    assert len(first.new_items) == 1 and first.flagged == ()
+
+    # The same entry (same GUID), now with the article's text: it matches now.
+    written_up = replace(STUB, description=WRITTEN_UP)
+    feed_server.serve("/feed.xml", rss([written_up]), etag='"v2"')
+    second = (await _poll_all(pipeline))["feed"].value
+
+    assert second is not None and not isinstance(second, Exception)
+    assert second.new_items == ()  # not a new item: the stored one, edited
+    [flagged] = second.flagged
+    assert flagged.item.id == first.new_items[0].id
+    assert {m.finding_id for m in flagged.matches} >= {"announced-visits", "unvisited-since-2017"}
+    [story] = pipeline.store.recent_stories(10)
+    assert [link.url for link in story.links] == [STUB.link]
+    [stored] = pipeline.store.iter_items()
+    assert "announced in advance" in stored.summary
+
+    # A later edit of a flagged item updates its text and alerts no one again.
+    again = replace(written_up, title="Met police warned offenders before visits")
+    feed_server.serve("/feed.xml", rss([again]), etag='"v3"')
+    third = (await _poll_all(pipeline))["feed"].value
+    assert third is not None and not isinstance(third, Exception)
+    assert third.new_items == () and third.flagged == ()
+    [same_story] = pipeline.store.recent_stories(10)
+    assert (same_story.id, same_story.revision) == (story.id, story.revision)
+    [stored] = pipeline.store.iter_items()
+    assert stored.title == "Met police warned offenders before visits"
+
+
+def test_sorting_a_feed_writes_nothing_so_an_edit_is_not_lost_to_a_crash(
+    tmp_path: Path, db_url: str
+) -> None:
+    """An edit is written with the poll's classification, in one transaction: a
+    crash after sorting leaves the stored text, and the next poll sees the edit again."""
+    store = open_store(db_url)
+    source = {"id": "feed", "name": "Feed", "url": "http://news.example.com/f"}
+    spec = load_rules(write_rules(tmp_path, [source])).sources[0]
+    entry = RawEntry("a", STUB.link, STUB.title, "More.", "", None)
+    stub = normalise(entry, spec, NOW)
+    store.add_items([stub], NOW)
+    edited = replace(stub, summary="More, much more.", content_hash="edited")
+
+    for _ in range(2):  # sorted twice: the first sort wrote nothing
+        found = store.sort_items([edited])
+        assert (found.new, found.edited, found.unflagged_edits) == ((), (edited,), (edited,))
+    [stored] = store.iter_items()
+    assert stored.summary == "More."
+
+    store.insert_items([], NOW, edits=found.edited)
+    [stored] = store.iter_items()
+    assert stored.summary == "More, much more."
+    assert store.sort_items([edited]).edited == ()
