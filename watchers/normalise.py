@@ -18,6 +18,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -97,7 +98,15 @@ def item_id(source_id: str, entry: RawEntry) -> str:
 
 
 def normalise(entry: RawEntry, source: SourceSpec, now: datetime) -> Item:
-    """Turn a parsed entry into an Item; a date in the future is clamped to ``now``."""
+    """Turn a parsed entry into an Item; a date in the future is clamped to ``now``.
+
+    A link that cannot be read as a URL (a port past 65535, a broken IPv6 host) is
+    dropped: the entry is kept, identified by its GUID or its text, and the rest
+    of the feed is not lost to one typo.
+    """
+    url = _canonical(entry.link)
+    if entry.link and url is None:
+        entry = replace(entry, link=None)
     title = normalise_unicode(html_to_text(entry.title))
     summary = normalise_unicode(html_to_text(entry.summary))
     body = normalise_unicode(html_to_text(entry.content))
@@ -110,13 +119,23 @@ def normalise(entry: RawEntry, source: SourceSpec, now: datetime) -> Item:
         id=item_id(source.id, entry),
         source_id=source.id,
         outlet=source.name,
-        url=canonical_url(entry.link) if entry.link else None,
+        url=url,
         title=title or "(untitled)",
         summary=summary,
         body=body,
         published=published,
         content_hash=_digest(title, summary, body),
     )
+
+
+def _canonical(link: str | None) -> str | None:
+    """The canonical link, None when there is none or it is not a readable URL."""
+    if not link:
+        return None
+    try:
+        return canonical_url(link)
+    except ValueError:
+        return None
 
 
 def utc_now() -> datetime:

@@ -114,7 +114,10 @@ def absolute_link(link: str | None, base: str) -> str | None:
     """
     if not link:
         return None
-    return link if urlsplit(link).scheme else urljoin(base, link)
+    try:
+        return link if urlsplit(link).scheme else urljoin(base, link)
+    except ValueError:  # "http://[broken": no link, but the entry is kept
+        return None
 
 
 def _entry(entry: Any, url: str) -> RawEntry:

@@ -448,3 +448,23 @@ def test_sorting_a_feed_writes_nothing_so_an_edit_is_not_lost_to_a_crash(
     [stored] = store.iter_items()
     assert stored.summary == "More, much more."
     assert store.sort_items([edited]).edited == ()
+
+
+async def test_an_entry_with_an_unreadable_link_is_kept_without_it_and_the_feed_is_read(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    feed_server.serve("/feed.xml", rss([
+        FeedItem(title="Good story", link="https://news.example.com/good", guid="g1"),
+        FeedItem(title="Port typo", link="https://news.example.com:99999/bad", guid="g2"),
+        FeedItem(title="Broken host", link="http://[broken/story", guid="g3"),
+    ]))  # fmt: skip
+    pipeline = _pipeline(tmp_path, db_url, client, {"feed": feed_server.url("/feed.xml")})
+
+    outcome = (await _poll_all(pipeline))["feed"].value
+
+    assert outcome is not None and not isinstance(outcome, Exception)
+    stored = {i.title: i.url for i in pipeline.store.iter_items()}
+    assert stored == {"Good story": "https://news.example.com/good", "Port typo": None,
+                      "Broken host": None}  # fmt: skip
+    [health] = pipeline.store.source_health()
+    assert health.last_error is None and health.error_count == 0
