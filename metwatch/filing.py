@@ -27,6 +27,7 @@ from bot.stories import (
 )
 from metwatch.models import Classified, Item, StoryCoverage, StoryMember
 from metwatch.store import SqlStore
+from metwatch.store.items import ItemEdit
 from metwatch.store.stories import StoriesChanged, StoryFiling
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class StoryFiler:
 
     def file(
         self, flagged: Sequence[tuple[Classified, StoryInputs]], now: datetime,
-        *, with_items: Sequence[Item] = (), edits: Sequence[Item] = (),
+        *, with_items: Sequence[Item] = (), edits: Sequence[ItemEdit] = (),
     ) -> list[int | None]:  # fmt: skip
         """File each flagged item under a recent story about the same event, or a
         new one (with its summary), in order; ``with_items`` (a poll's other new

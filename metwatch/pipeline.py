@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -46,7 +46,7 @@ from metwatch.offload import Verdict, classify_and_prepare, classify_here, remem
 from metwatch.ports import Clock
 from metwatch.reading import SourceReader
 from metwatch.store import SqlStore
-from metwatch.store.items import SortedItems
+from metwatch.store.items import ItemEdit, SortedItems
 from metwatch.workers import Offload, WorkerDied, in_thread
 from watchers import schedule
 from watchers.crawl_policy import CrawlPolicy
@@ -185,9 +185,10 @@ class Pipeline:
             wait_hint = _longest(fetched.wait_hint, read.refresh_hint)
             gap = await self._gap(spec, state, read.items, found.new, now, wait_hint)
             new_items = await self.full_text.fill(found.new, read.teasers)
-            classified, prepared = await self._classify([*new_items, *found.unflagged_edits])
+            edits = _edits(found, read.teasers)
+            classified, prepared = await self._classify([*new_items, *_reclassified(edits)])
             outcome = await self._off_loop(
-                self._store_classified, spec, classified, prepared, now, found.edited
+                self._store_classified, spec, classified, prepared, now, edits
             )
         except asyncio.CancelledError:
             # Shutting down mid-poll: hand the claim back so a restart polls it at once.
@@ -247,9 +248,10 @@ class Pipeline:
         """
         now = self.clock()
         found = self._sort([normalise(e, spec, now) for e in entries])
-        to_classify = [*found.new, *found.unflagged_edits]
+        edits = _edits(found, {})
+        to_classify = [*found.new, *_reclassified(edits)]
         verdicts = classify_and_prepare(remember(self.rules), to_classify)
-        return self._store_classified(spec, *_classified(to_classify, verdicts), now, found.edited)
+        return self._store_classified(spec, *_classified(to_classify, verdicts), now, edits)
 
     async def _gap(
         self, spec: SourceSpec, state: SourceState, items: Sequence[Item], new: Sequence[Item],
@@ -307,19 +309,20 @@ class Pipeline:
         classified: Sequence[Classified],
         prepared: Sequence[StoryInputs],
         now: datetime,
-        edited: Sequence[Item] = (),
+        edits: Sequence[Edit] = (),
     ) -> PollOutcome:
         """cluster -> store with outbox rows, for classified items new to the store
-        or edited (``edited``: every stored item whose text changed; those of them
+        or edited (``edits``: every stored item whose text changed; those of them
         classified here were not flagged before)."""
-        edited_ids = {i.id for i in edited}
+        edited_ids = {e.store.item.id for e in edits}
         flagged = [c for c in classified if c.flagged]
         unflagged = [c.item for c in classified if not c.flagged and c.item.id not in edited_ids]
         # One transaction: the edits, the flagged items with their matches, stories
         # and outbox rows, and the other new items (_sort sorted them: no second look).
         stories = self.stories.file(
-            list(zip(flagged, prepared, strict=True)), now, with_items=unflagged, edits=edited
-        )
+            list(zip(flagged, prepared, strict=True)), now, with_items=unflagged,
+            edits=[e.store for e in edits],
+        )  # fmt: skip
         # A flagged item not filed (None) is an article stored already: not new.
         skipped = {c.item.id for c, story in zip(flagged, stories, strict=True) if story is None}
         flagged = [c for c in flagged if c.item.id not in skipped]
@@ -378,6 +381,29 @@ class Pipeline:
     async def _alert(self, text: str) -> None:
         if self.alert_admins is not None:
             await self.alert_admins(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """A stored item edited at the source, and whether to classify it again."""
+
+    store: ItemEdit
+    reclassify: bool
+
+
+def _edits(found: SortedItems, teasers: Mapping[str, object]) -> list[Edit]:
+    """The poll's edits. An item not flagged is classified again on its new text,
+    unless its entry is a teaser: its stored body is the article's text, which the
+    edit keeps, and a teaser's edit adds too little to change the verdict."""
+    unflagged = {i.id for i in found.unflagged_edits}
+    return [
+        Edit(ItemEdit(i, keep_body=i.id in teasers), i.id in unflagged and i.id not in teasers)
+        for i in found.edited
+    ]
+
+
+def _reclassified(edits: Sequence[Edit]) -> list[Item]:
+    return [e.store.item for e in edits if e.reclassify]
 
 
 def _honoured(hint: float | None, interval: int) -> float | None:

@@ -27,7 +27,9 @@ _EDIT_ITEM = (
     .where(ITEMS.c.id == bindparam("item_id"))
     .values(
         title=bindparam("new_title"), summary=bindparam("new_summary"),
-        body=bindparam("new_body"), content_hash=bindparam("new_hash"),
+        # None: the stored body stays (the article's text, fetched for a teaser).
+        body=func.coalesce(bindparam("new_body"), ITEMS.c.body),
+        content_hash=bindparam("new_hash"),
     )
 )  # fmt: skip
 
@@ -41,7 +43,7 @@ class ItemStore(StoreBase):
         found = self.sort_items(items)
         if found.edited:
             with self._connection() as s:
-                apply_edits(s, found.edited)
+                apply_edits(s, [ItemEdit(i) for i in found.edited])
         return list(found.new)
 
     def sort_items(self, items: Iterable[Item]) -> SortedItems:
@@ -102,7 +104,7 @@ class ItemStore(StoreBase):
         return new
 
     def insert_items(
-        self, items: Sequence[Item], now: datetime, *, edits: Sequence[Item] = ()
+        self, items: Sequence[Item], now: datetime, *, edits: Sequence[ItemEdit] = ()
     ) -> None:
         """Store items ``sort_items`` has just found new, without asking again, and
         its ``edits``, in one transaction.
@@ -157,10 +159,20 @@ class SortedItems:
     unflagged_edits: tuple[Item, ...] = ()
 
 
-def apply_edits(s: Connection, edits: Sequence[Item]) -> None:
+@dataclass(frozen=True, slots=True)
+class ItemEdit:
+    """A stored item's new text at the source."""
+
+    item: Item
+    #: Keep the stored body: the entry is a teaser, and the body stored for it is
+    #: its article's text (fetched once, when it was new), not the feed's.
+    keep_body: bool = False
+
+
+def apply_edits(s: Connection, edits: Sequence[ItemEdit]) -> None:
     """Write the source's new text of stored items, within the transaction ``s``."""
     if edits:
-        s.execute(_EDIT_ITEM, [_edit_values(i) for i in edits])
+        s.execute(_EDIT_ITEM, [_edit_values(e.item, e.keep_body) for e in edits])
 
 
 def insert_new_items(s: Connection, upsert: Any, items: Sequence[Item], now: datetime) -> None:
@@ -190,8 +202,8 @@ def _item(row: ItemRow) -> Item:
     )  # fmt: skip
 
 
-def _edit_values(item: Item) -> dict[str, object]:
+def _edit_values(item: Item, keep_body: bool) -> dict[str, object]:
     return {
         "item_id": item.id, "new_title": item.title, "new_summary": item.summary,
-        "new_body": item.body, "new_hash": item.content_hash,
+        "new_body": None if keep_body else item.body, "new_hash": item.content_hash,
     }  # fmt: skip

@@ -32,7 +32,14 @@ from metwatch.models import (
     assemble_text,
 )
 from metwatch.store.base import aware
-from metwatch.store.items import ITEMS, ItemStore, apply_edits, insert_new_items, item_values
+from metwatch.store.items import (
+    ITEMS,
+    ItemEdit,
+    ItemStore,
+    apply_edits,
+    insert_new_items,
+    item_values,
+)
 from metwatch.store.tables import (
     CounterRow,
     DeliveryRow,
@@ -175,7 +182,7 @@ class StoryFiling:
         store._enqueue(s, story, revision, now)
         return story
 
-    def insert_items(self, items: Sequence[Item], *, edits: Sequence[Item] = ()) -> None:
+    def insert_items(self, items: Sequence[Item], *, edits: Sequence[ItemEdit] = ()) -> None:
         """``ItemStore.insert_items``, in this transaction."""
         apply_edits(self._s, edits)
         insert_new_items(self._s, self._store._insert_item, items, self._now)

@@ -15,9 +15,11 @@ from metwatch.errors import SourceError
 from metwatch.models import RawEntry
 from metwatch.pipeline import Pipeline, PollResult
 from metwatch.store import SqlStore, open_store
+from metwatch.store.items import ItemEdit
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer, closed_port_url
 from tests.support.feeds import FeedItem, rss
+from tests.watchers.test_fulltext import ARTICLE_HTML
 from watchers.fetch import Fetcher
 from watchers.normalise import normalise
 
@@ -444,7 +446,7 @@ def test_sorting_a_feed_writes_nothing_so_an_edit_is_not_lost_to_a_crash(
     [stored] = store.iter_items()
     assert stored.summary == "More."
 
-    store.insert_items([], NOW, edits=found.edited)
+    store.insert_items([], NOW, edits=[ItemEdit(i) for i in found.edited])
     [stored] = store.iter_items()
     assert stored.summary == "More, much more."
     assert store.sort_items([edited]).edited == ()
@@ -468,3 +470,30 @@ async def test_an_entry_with_an_unreadable_link_is_kept_without_it_and_the_feed_
                       "Broken host": None}  # fmt: skip
     [health] = pipeline.store.source_health()
     assert health.last_error is None and health.error_count == 0
+
+
+async def test_an_edited_teaser_keeps_its_articles_text_and_the_page_is_fetched_once(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    article = feed_server.url("/news/met")
+    feed_server.serve("/news/met", ARTICLE_HTML, content_type="text/html; charset=utf-8")
+    teaser = FeedItem(title="Met criticised", link=article, guid="a-1", description="Teaser.")
+    feed_server.serve("/feed.xml", rss([teaser]), etag='"v1"')
+    rules = load_rules(write_rules(tmp_path, [{"id": "feed", "name": "Feed",
+                                               "url": feed_server.url("/feed.xml")}]))  # fmt: skip
+    fetcher = Fetcher(client, max_bytes=1_000_000, max_concurrent=4, per_host=2)
+    pipeline = Pipeline(open_store(db_url), fetcher, rules, clock=lambda: NOW,
+                        allow_private=True, fulltext_min_chars=400)  # fmt: skip
+    pipeline.sync_sources()
+    await _poll_all(pipeline)
+    [stored] = pipeline.store.iter_items()
+    assert "had not been visited since 2017" in stored.body
+
+    feed_server.serve("/feed.xml", rss([replace(teaser, title="Met criticised (updated)")]),
+                      etag='"v2"')  # fmt: skip
+    await _poll_all(pipeline)
+
+    [stored] = pipeline.store.iter_items()
+    assert stored.title == "Met criticised (updated)"
+    assert "had not been visited since 2017" in stored.body
+    assert len(feed_server.requests("/news/met")) == 1
