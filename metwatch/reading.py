@@ -103,13 +103,20 @@ class SourceReader:
     ) -> tuple[Sequence[RawEntry], bool]:
         """The entries a page or sitemap lists, and whether the body holds them all
         (False for a sitemap index: they are in its children)."""
+        # Parsed off the loop (a worker process when there is one), as feeds are: a
+        # big listing or sitemap must not stall the fetches, the bot and deliveries.
         if spec.kind == "page":
-            return links_from_listing(
-                fetched.content, fetched.final_url, spec.link_selector or "",
-                fetched.content_type,
+            return await self.offload(
+                links_from_listing, fetched.content, fetched.final_url,
+                spec.link_selector or "", fetched.content_type,
             ), True  # fmt: skip
-        sitemap = parse_sitemap(fetched.content, fetched.final_url)
+        sitemap = await self._sitemap(fetched)
         return await self._sitemap_entries(sitemap), not sitemap.children
+
+    async def _sitemap(self, fetched: FetchResult) -> Sitemap:
+        # A gzipped sitemap is inflated up to the response cap, not the protocol's 50 MB.
+        cap = self.document_fetcher.max_bytes
+        return await self.offload(parse_sitemap, fetched.content, fetched.final_url, max_bytes=cap)
 
     async def _sitemap_entries(self, sitemap: Sitemap) -> tuple[RawEntry, ...]:
         entries = list(sitemap.entries)
@@ -117,6 +124,6 @@ class SourceReader:
             # Child URLs come from the document, not from the rules file.
             await ensure_public(url, allow_private=self.allow_private)
             child = await self.document_fetcher.fetch(url)
-            entries += parse_sitemap(child.content, child.final_url).entries
+            entries += (await self._sitemap(child)).entries
         entries.sort(key=lambda e: e.published or _UNDATED, reverse=True)
         return tuple(entries[:SITEMAP_MAX_ENTRIES])

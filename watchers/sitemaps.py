@@ -23,6 +23,7 @@ newest first), read image/video extensions, or consult robots.txt.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,8 @@ from lxml import etree
 
 from metwatch.errors import ParseError
 from metwatch.models import RawEntry
+
+log = logging.getLogger(__name__)
 
 #: The protocol's limit for one (uncompressed) sitemap file.
 MAX_SITEMAP_BYTES = 50_000_000
@@ -104,7 +107,22 @@ def _parse(xml: bytes, url: str) -> Any:
     try:
         return etree.fromstring(xml, parser)
     except etree.XMLSyntaxError as e:
-        raise ParseError(f"malformed sitemap XML: {e}", url=url) from e
+        error = e
+    if b"<!DOCTYPE" in xml[:4096]:  # an entity trick (billion laughs): refused as it stands
+        raise ParseError(f"malformed sitemap XML: {error}", url=url) from error
+    # Malformed (a bare "&" in a news:title is common): keep what can be read, as
+    # for feeds, with the same refusals (no entities, no DTD, no network).
+    recovering = etree.XMLParser(
+        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, recover=True
+    )
+    try:
+        root = etree.fromstring(xml, recovering)
+    except etree.XMLSyntaxError:
+        root = None
+    if root is None or _local(root) not in ("urlset", "sitemapindex"):
+        raise ParseError(f"malformed sitemap XML: {error}", url=url) from error
+    log.info("sitemap %s is malformed (%s); read what could be read", url, error)
+    return root
 
 
 def _entries(root: Any, url: str) -> tuple[RawEntry, ...]:

@@ -290,7 +290,6 @@ def test_external_entities_are_not_read() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"<urlset><url><loc>https://x.example/a</loc></urlset>", "malformed sitemap XML"),
         (b"", "empty response"),
         (b"<!DOCTYPE html><html><body>Not found</body></html>", "root element is <html>"),
         (b"<html><body><p>Not found<br></body></html>", "malformed sitemap XML"),
@@ -312,3 +311,21 @@ def test_gzipped_sitemap_is_inflated_within_a_limit() -> None:
     bomb = gzip.compress(b" " * 5_000_000)  # about 5 KB on the wire
     with pytest.raises(ParseError, match="larger than 1 MB once decompressed"):
         parse_sitemap(bomb, url, max_bytes=1_000_000)
+
+
+def test_a_malformed_sitemap_keeps_what_can_be_read() -> None:
+    """A bare "&" in a news:title, an unclosed <url>: the entries are read all the same."""
+    body = b"""<?xml version="1.0"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
+        xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
+<url><loc>https://example.com/a</loc><news:news><news:title>Met graded inadequate</news:title>
+</news:news></url>
+<url><loc>https://example.com/b</loc><news:news><news:title>Crime & punishment</news:title>
+</news:news></url>
+<url><loc>https://example.com/c</loc>
+</urlset>"""
+
+    entries = entries_from_sitemap(body, "https://example.com/sitemap.xml")
+
+    assert [e.link for e in entries] == [f"https://example.com/{n}" for n in "abc"]
+    assert entries[0].title == "Met graded inadequate"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from classifiers.rules import load_rules
-from metwatch.errors import RulesError
+from metwatch.errors import ParseError, RulesError
 from metwatch.pipeline import Pipeline
 from metwatch.store import open_store
 from tests.rules_for_tests import write_rules
@@ -143,3 +144,31 @@ async def test_a_sitemap_index_unchanged_still_has_its_children_read(
     assert second["plain"] is None  # 304: not modified
     assert [r.headers.get("if-none-match") for r in feed_server.requests("/plain.xml")] == [
         None, '"plain"']  # fmt: skip
+
+
+async def test_a_gzipped_sitemap_is_inflated_only_up_to_the_response_cap(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """0.2 MB of gzip that inflates past the 1 MB cap is refused with a sentence (it
+    used to be read up to the protocol's 50 MB), and the other source is polled."""
+    links = [f"https://news.example.com/story-{n:06d}" for n in range(20_000)]
+    body = gzip.compress(_urlset(*links).encode(), 9)
+    assert len(body) < 300_000
+    feed_server.serve("/big.xml.gz", body, content_type="application/x-gzip")
+    feed_server.serve("/small.xml", _urlset("https://news.example.com/a"),
+                      content_type="application/xml")  # fmt: skip
+    rules = load_rules(write_rules(tmp_path, [
+        {"id": "big", "name": "Big", "kind": "sitemap", "url": feed_server.url("/big.xml.gz")},
+        {"id": "small", "name": "Small", "kind": "sitemap", "url": feed_server.url("/small.xml")},
+    ]))  # fmt: skip
+    pipeline = Pipeline(open_store(db_url), Fetcher(client, max_bytes=1_000_000), rules,
+                        clock=lambda: NOW, allow_private=True)  # fmt: skip
+    pipeline.sync_sources()
+
+    results = {r.source_id: r.value for r in await pipeline.tick(everything=True)}
+
+    assert isinstance(results["big"], ParseError)
+    assert results["big"].message == "sitemap larger than 1 MB once decompressed: not read"
+    small = results["small"]
+    assert small is not None and not isinstance(small, Exception)
+    assert [i.url for i in small.new_items] == ["https://news.example.com/a"]
