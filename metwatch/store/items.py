@@ -21,6 +21,8 @@ from metwatch.store.tables import ItemRow, MatchRow
 
 ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
 _MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
+#: Values per IN (...) look-up.
+LOOKUP_CHUNK = 1000
 #: An item's text after an edit at the source (executed with ``_edit_values``).
 _EDIT_ITEM = (
     ITEMS.update()
@@ -64,15 +66,15 @@ class ItemStore(StoreBase):
         flagged: set[str] = set()
         with self._connection() as s:
             # Ids and hashes only: most of a feed is known, and its text is not needed.
-            known: dict[str, str] = dict(
-                s.execute(
-                    select(ITEMS.c.id, ITEMS.c.content_hash).where(
-                        ITEMS.c.id.in_([i.id for i in items])
+            known: dict[str, str] = {}
+            for ids in _chunks([i.id for i in items]):
+                known.update(
+                    (row.id, row.content_hash)
+                    for row in s.execute(
+                        select(ITEMS.c.id, ITEMS.c.content_hash).where(ITEMS.c.id.in_(ids))
                     )
-                ).all()
-            )
-            urls = [i.url for i in items if i.url]
-            seen_urls = set(s.execute(select(ITEMS.c.url).where(ITEMS.c.url.in_(urls))).scalars())
+                )  # fmt: skip
+            seen_urls = _stored_urls(s, [i.url for i in items if i.url])
             for item in items:
                 if item.id in known:
                     if known[item.id] != item.content_hash:
@@ -81,8 +83,7 @@ class ItemStore(StoreBase):
                     new.append(item)
                     if item.url:
                         seen_urls.add(item.url)
-            if edited:
-                ids = [i.id for i in edited]
+            for ids in _chunks([i.id for i in edited]):
                 flagged.update(
                     s.execute(select(_MATCHES.c.item_id).where(_MATCHES.c.item_id.in_(ids)))
                     .scalars()
@@ -180,11 +181,24 @@ def insert_new_items(s: Connection, upsert: Any, items: Sequence[Item], now: dat
     dialect's INSERT ... ON CONFLICT (id) DO NOTHING into items)."""
     if not items:
         return
-    urls = [i.url for i in items if i.url]
-    stored = set(s.execute(select(ITEMS.c.url).where(ITEMS.c.url.in_(urls))).scalars())
+    stored = _stored_urls(s, [i.url for i in items if i.url])
     rows = [item_values(i, now) for i in items if not (i.url and i.url in stored)]
     if rows:
         s.execute(upsert, rows)
+
+
+def _stored_urls(s: Connection, urls: Sequence[str]) -> set[str]:
+    stored: set[str] = set()
+    for chunk in _chunks(urls):
+        stored.update(s.execute(select(ITEMS.c.url).where(ITEMS.c.url.in_(chunk))).scalars())
+    return stored
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``values`` in look-ups of at most ``LOOKUP_CHUNK``: one parameter per value,
+    and PostgreSQL takes at most 65,535 in a statement (a feed can list more)."""
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        yield values[start : start + LOOKUP_CHUNK]
 
 
 def item_values(item: Item, now: datetime) -> dict[str, object]:

@@ -31,6 +31,7 @@ from tests.watchers.test_gaps import (
 from tests.watchers.test_moved_sources import (
     check_a_move_found_for_an_address_the_rules_no_longer_have_is_dropped,
 )
+from tests.watchers.test_polling import check_a_feed_of_70000_entries_is_sorted_and_stored
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
@@ -118,3 +119,7 @@ def test_instances_do_not_open_two_stories_for_one_event(pg_url: str, rules: Rul
 
 def test_instances_filing_at_once_keep_one_story_on_postgres(pg_url: str, rules: RuleSet) -> None:
     check_instances_filing_at_once_keep_one_story(pg_url, rules)
+
+
+def test_a_feed_of_70000_entries_is_sorted_and_stored_on_postgres(pg_url: str) -> None:
+    check_a_feed_of_70000_entries_is_sorted_and_stored(pg_url)

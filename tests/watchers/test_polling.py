@@ -12,7 +12,7 @@ import pytest
 
 from classifiers.rules import RuleSet, load_rules
 from metwatch.errors import SourceError
-from metwatch.models import RawEntry
+from metwatch.models import RawEntry, SourceSpec
 from metwatch.pipeline import Pipeline, PollResult
 from metwatch.store import SqlStore, open_store
 from metwatch.store.items import ItemEdit
@@ -497,3 +497,31 @@ async def test_an_edited_teaser_keeps_its_articles_text_and_the_page_is_fetched_
     assert stored.title == "Met criticised (updated)"
     assert "had not been visited since 2017" in stored.body
     assert len(feed_server.requests("/news/met")) == 1
+
+
+def check_a_feed_of_70000_entries_is_sorted_and_stored(db_url: str) -> None:
+    """More entries than PostgreSQL's 65,535 parameters in a statement: the store's
+    look-ups go in chunks, so a huge feed under the size cap is stored, not a crash
+    of the whole tick."""
+    store = open_store(db_url)
+    spec = SourceSpec("big", "Big", "feed", "http://news.example.com/big.xml", 300)
+    items = [
+        normalise(
+            RawEntry(f"g{n}", f"https://news.example.com/{n}", f"Story {n}", "", "", None),
+            spec,
+            NOW,
+        )  # fmt: skip
+        for n in range(70_000)
+    ]
+    try:
+        assert len(store.add_items(items, NOW)) == 70_000
+        edited = replace(items[-1], title="Story, edited", content_hash="edited")
+        found = store.sort_items([*items[:-1], edited])
+        assert (found.new, found.edited) == ((), (edited,))
+        assert store.count_items() == 70_000
+    finally:
+        store.engine.dispose()
+
+
+def test_a_feed_of_70000_entries_is_sorted_and_stored(db_url: str) -> None:
+    check_a_feed_of_70000_entries_is_sorted_and_stored(db_url)
