@@ -85,6 +85,21 @@ def _read_afresh(row: SourceRow, spec: SourceSpec, first_poll: datetime) -> None
     row.error_count, row.last_error = 0, None
 
 
+def _poll_sooner(row: SourceRow, spec: SourceSpec, earliest: datetime) -> None:
+    """The rules shortened ``row``'s interval: its next poll comes one new interval
+    after its last (not after the old, longer wait), but not before ``earliest``,
+    the feed's own ttl or the site's Retry-After. A failing source keeps its
+    backoff; a poll due within a claim's lease anyway is left as it is (it may be
+    a lease: another instance is polling the source now)."""
+    due, last = aware(row.next_poll_at), aware(row.last_polled_at)
+    if due is None or last is None or row.error_count or due <= earliest + CLAIM_LEASE:
+        return
+    wait = max(spec.interval, row.refresh_hint or 0)
+    held = aware(row.held_until)
+    sooner = max(last + timedelta(seconds=wait), earliest, held or earliest)
+    row.next_poll_at = min(due, sooner)
+
+
 def _host(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
@@ -107,6 +122,8 @@ class SourceStore(StoreBase):
                     spec.url, spec.kind, spec.link_selector,
                 ):  # fmt: skip
                     _read_afresh(row, spec, first_poll(spec))
+                elif spec.interval < row.interval:
+                    _poll_sooner(row, spec, first_poll(spec))
                 row.name, row.kind, row.url = spec.name, spec.kind, spec.url
                 row.link_selector = spec.link_selector
                 row.interval, row.enabled = spec.interval, True

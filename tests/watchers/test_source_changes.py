@@ -4,6 +4,7 @@ a fixed source says it has recovered."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -130,3 +131,30 @@ def test_poll_once_does_not_take_a_new_source_another_instance_is_polling(
 
     assert store.claim_due_sources(later) == []
     assert store.claim_due_sources(later + CLAIM_LEASE) != []  # the lease still runs out
+
+
+def test_a_shorter_interval_brings_the_next_poll_forward(db_url: str) -> None:
+    """A daily source set to five minutes (as a gap alert advises) is polled one new
+    interval after its last poll, not after the rest of the day; never before the
+    feed's ttl, and a failing source keeps its backoff."""
+    store = open_store(db_url)
+    daily = [SourceSpec(n, n, "feed", f"https://{n}.example/feed.xml", 86400)
+             for n in ("plain", "ttl", "failing")]  # fmt: skip
+    store.sync_sources(daily, lambda _: NOW)
+    for spec in daily:
+        store.claim_due_sources(NOW)
+        store.record_success(spec.id, now=NOW, new_items=1, read_as=spec, etag=None,
+                             last_modified=None, refresh_hint=3600 if spec.id == "ttl" else None,
+                             next_poll=NOW + timedelta(days=1))  # fmt: skip
+    store.record_failure("failing", now=NOW, next_poll=NOW + timedelta(hours=6), error="HTTP 500",
+                         threshold=5, read_as=daily[2])  # fmt: skip
+
+    reload_at = NOW + timedelta(minutes=10)
+    store.sync_sources([replace(s, interval=300) for s in daily], lambda _: reload_at)
+
+    due = {h.id: h.next_poll for h in store.source_health()}
+    assert due == {"plain": reload_at, "ttl": NOW + timedelta(hours=1),
+                   "failing": NOW + timedelta(hours=6)}  # fmt: skip
+    # Longer again: the next poll stays (the next success schedules it).
+    store.sync_sources(daily, lambda _: reload_at)
+    assert {h.id: h.next_poll for h in store.source_health()} == due
