@@ -38,6 +38,8 @@ from watchers.teasers import Teaser
 log = logging.getLogger(__name__)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+#: A page's headline (None: keep the item's) and main text (None: none).
+_PageText = tuple[str | None, str | None]
 
 
 class ArticleTexts:
@@ -54,6 +56,9 @@ class ArticleTexts:
         #: Let article fetches reach non-public addresses (tests).
         self.allow_private = allow_private
         self.policy = policy
+        #: Pages being fetched, by canonical link: the same article new in two feeds
+        #: polled in one tick is fetched once, and both copies wait for it.
+        self._in_flight: dict[tuple[str, bool], asyncio.Task[_PageText]] = {}
 
     async def fill(self, items: Sequence[Item], teasers: dict[str, Teaser]) -> list[Item]:
         """``items``, those named in ``teasers`` with their article's text."""
@@ -79,22 +84,32 @@ class ArticleTexts:
         Raises:
             SourceError: the page was refused or failed (as ``fetch_full_text``).
         """
-        link, private, cap = teaser.link, self.allow_private, self.fetcher.max_bytes
-        title, body = item.title, None
-        if teaser.titled:
-            body = await fetch_full_text(
-                self.fetcher, link, allow_private=private, max_bytes=cap, policy=self.policy
-            )
-        elif page := await fetch_article(
-            self.fetcher, link, allow_private=private, max_bytes=cap, policy=self.policy
-        ):
-            # A plain sitemap gives links only: the page has the headline.
-            title, body = normalise_unicode(page.title) or title, page.content
+        key = (item.url or teaser.link, teaser.titled)
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._page_text(teaser))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        title, body = await task
         if not body:
             return item
         # content_hash stays the feed's, so the next poll of the same entry is not
         # taken for an edit that would put the teaser back.
-        return replace(item, title=title, body=normalise_unicode(body))
+        return replace(item, title=title or item.title, body=normalise_unicode(body))
+
+    async def _page_text(self, teaser: Teaser) -> _PageText:
+        link, private, cap = teaser.link, self.allow_private, self.fetcher.max_bytes
+        if teaser.titled:
+            body = await fetch_full_text(
+                self.fetcher, link, allow_private=private, max_bytes=cap, policy=self.policy
+            )
+            return None, body
+        if page := await fetch_article(
+            self.fetcher, link, allow_private=private, max_bytes=cap, policy=self.policy
+        ):
+            # A plain sitemap gives links only: the page has the headline.
+            return normalise_unicode(page.title) or None, page.content
+        return None, None
 
 
 async def fetch_full_text(

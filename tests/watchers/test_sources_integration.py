@@ -172,3 +172,29 @@ async def test_a_gzipped_sitemap_is_inflated_only_up_to_the_response_cap(
     small = results["small"]
     assert small is not None and not isinstance(small, Exception)
     assert [i.url for i in small.new_items] == ["https://news.example.com/a"]
+
+
+async def test_the_same_article_new_in_two_feeds_in_one_tick_is_fetched_once(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    article = feed_server.url("/news/met")
+    feed_server.serve("/news/met", ARTICLE_HTML, content_type="text/html; charset=utf-8",
+                      delay=0.3)  # fmt: skip
+    feed_server.serve("/a.xml", rss([FeedItem(title="Met criticised", link=article, guid="a-1",
+                                              description="Teaser.")]))  # fmt: skip
+    feed_server.serve("/b.xml", rss([FeedItem(title="Met criticised",
+                                              link=f"{article}?utm_source=b", guid="b-1",
+                                              description="Teaser.")]))  # fmt: skip
+    rules = load_rules(write_rules(tmp_path, [
+        {"id": "a", "name": "A", "url": feed_server.url("/a.xml")},
+        {"id": "b", "name": "B", "url": feed_server.url("/b.xml")},
+    ]))  # fmt: skip
+    pipeline = Pipeline(open_store(db_url), Fetcher(client, max_bytes=1_000_000), rules,
+                        clock=lambda: NOW, allow_private=True, fulltext_min_chars=400)  # fmt: skip
+    pipeline.sync_sources()
+
+    await pipeline.tick(everything=True)
+
+    assert len(feed_server.requests("/news/met")) == 1
+    [stored] = pipeline.store.iter_items()
+    assert "had not been visited since 2017" in stored.body
