@@ -125,5 +125,26 @@ class SourceReader:
             await ensure_public(url, allow_private=self.allow_private)
             child = await self.document_fetcher.fetch(url)
             entries += (await self._sitemap(child)).entries
-        entries.sort(key=lambda e: e.published or _UNDATED, reverse=True)
-        return tuple(entries[:SITEMAP_MAX_ENTRIES])
+        return newest_entries(entries, SITEMAP_MAX_ENTRIES)
+
+
+def newest_entries(entries: Sequence[RawEntry], limit: int) -> tuple[RawEntry, ...]:
+    """At most ``limit`` of a sitemap's entries, newest first by date.
+
+    When undated entries must be cut, which are new is unknown: sites list them
+    oldest first as often as newest first, so both ends of the document are kept
+    (a new URL appended to a long undated sitemap is still read).
+    """
+    dated = sorted((e for e in entries if e.published), key=_published, reverse=True)
+    if len(dated) >= limit:
+        return tuple(dated[:limit])
+    undated = [e for e in entries if not e.published]
+    room = limit - len(dated)
+    if len(undated) > room:
+        head = (room + 1) // 2
+        undated = undated[:head] + undated[len(undated) - (room - head) :]
+    return (*dated, *undated)
+
+
+def _published(entry: RawEntry) -> datetime:
+    return entry.published or _UNDATED

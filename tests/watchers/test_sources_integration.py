@@ -12,7 +12,9 @@ import pytest
 
 from classifiers.rules import load_rules
 from metwatch.errors import ParseError, RulesError
+from metwatch.models import RawEntry
 from metwatch.pipeline import Pipeline
+from metwatch.reading import newest_entries
 from metwatch.store import open_store
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer
@@ -198,3 +200,45 @@ async def test_the_same_article_new_in_two_feeds_in_one_tick_is_fetched_once(
     assert len(feed_server.requests("/news/met")) == 1
     [stored] = pipeline.store.iter_items()
     assert "had not been visited since 2017" in stored.body
+
+
+async def test_a_url_added_at_the_end_of_a_long_undated_sitemap_is_read(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """More than the 100 entries a poll keeps, no dates, newest last: the new URL is
+    kept all the same (both ends of the document are)."""
+
+    def undated(n: int) -> str:
+        urls = "".join(f"<url><loc>https://news.example.com/story-{i}</loc></url>"
+                       for i in range(n))  # fmt: skip
+        return f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+
+    feed_server.serve("/sitemap.xml", undated(150), content_type="application/xml")
+    source = {"id": "s", "name": "S", "kind": "sitemap", "url": feed_server.url("/sitemap.xml")}
+    rules = load_rules(write_rules(tmp_path, [source]))
+    pipeline = Pipeline(open_store(db_url), Fetcher(client, max_bytes=1_000_000), rules,
+                        clock=lambda: NOW, allow_private=True)  # fmt: skip
+    pipeline.sync_sources()
+    await pipeline.tick(everything=True)
+    assert pipeline.store.count_items() == 100
+    feed_server.serve("/sitemap.xml", undated(151), content_type="application/xml")
+
+    [result] = await pipeline.tick(everything=True)
+
+    outcome = result.value
+    assert outcome is not None and not isinstance(outcome, Exception), outcome
+    assert [i.url for i in outcome.new_items] == ["https://news.example.com/story-150"]
+
+
+def test_newest_entries_keeps_the_dated_newest_first_then_both_ends_of_the_undated() -> None:
+    def entry(n: int, day: int | None = None) -> RawEntry:
+        when = datetime(2024, 8, day, tzinfo=UTC) if day else None
+        return RawEntry(None, f"https://x.example/{n}", "", "", "", when)
+
+    entries = [entry(0), entry(1, day=1), entry(2), entry(3), entry(4, day=9), entry(5), entry(6)]
+
+    assert [e.link for e in newest_entries(entries, 5)] == [
+        "https://x.example/4", "https://x.example/1",  # dated, newest first
+        "https://x.example/0", "https://x.example/2", "https://x.example/6",
+    ]  # fmt: skip
+    assert [e.link for e in newest_entries(entries, 1)] == ["https://x.example/4"]
