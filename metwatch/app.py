@@ -30,6 +30,7 @@ from metwatch.rules_reload import RulesReloader
 from metwatch.settings import Settings
 from metwatch.store import SqlStore, open_store
 from metwatch.workers import WorkerPool, in_thread
+from watchers import schedule
 from watchers.crawl_policy import CrawlPolicy
 from watchers.fetch import Fetcher, FetchLimits, build_client
 
@@ -197,6 +198,11 @@ class Service:
         # Start-up objects live as long as the process: keeping them out of the
         # collector makes every collection, and the one at exit, cheap (faster stop).
         gc.freeze()
+        now = self.clock()
+        if overdue := self.store.spread_overdue(now, lambda i: schedule.after_downtime(now, i)):
+            log.info(
+                "%d sources overdue after downtime: polled over the next few minutes", overdue
+            )
         self.health_server = serve_health(
             self.settings.health_host, self.settings.health_port, self.metrics,
             self.health_checks,

@@ -72,3 +72,15 @@ def first_poll(now: datetime, interval: int, rng: random.Random | None = None) -
     """A new source is polled soon: within a tenth of its interval, at most 15 s."""
     rng = rng or random.Random()
     return now + timedelta(seconds=rng.uniform(0, min(interval * JITTER, FIRST_POLL_WITHIN)))
+
+
+#: Sources overdue when metwatch starts are spread over at most this (seconds).
+CATCH_UP_WITHIN = 300.0
+
+
+def after_downtime(now: datetime, interval: int, rng: random.Random | None = None) -> datetime:
+    """When a source overdue at start-up is polled: within a tenth of its interval, at
+    most five minutes, so a restart after downtime does not poll everything at once
+    (nor leave the sources bunched for the polls after)."""
+    rng = rng or random.Random()
+    return now + timedelta(seconds=rng.uniform(0, min(interval * JITTER, CATCH_UP_WITHIN)))

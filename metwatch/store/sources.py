@@ -138,6 +138,17 @@ class SourceStore(StoreBase):
                     )
                 )  # fmt: skip
 
+    def spread_overdue(self, now: datetime, catch_up: Callable[[int], datetime]) -> int:
+        """Move the enabled sources overdue at ``now`` (after downtime) to
+        ``catch_up(interval)``; returns how many there were."""
+        with self._session() as s:
+            overdue = s.exec(
+                select(SourceRow).where(col(SourceRow.enabled), col(SourceRow.next_poll_at) < now)
+            ).all()
+            for row in overdue:
+                row.next_poll_at = catch_up(row.interval)
+            return len(overdue)
+
     def make_new_due(self, now: datetime, first_poll_within: timedelta) -> None:
         """Make enabled sources never polled due now (``poll --once``: a new source's
         first poll waits up to ``first_poll_within`` of jitter, and a run from cron

@@ -4,6 +4,7 @@ a fixed source says it has recovered."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -12,8 +13,10 @@ import httpx
 import pytest
 
 from classifiers.rules import load_rules
+from metwatch.app import Service
 from metwatch.models import SourceSpec
 from metwatch.pipeline import Pipeline
+from metwatch.settings import load_settings
 from metwatch.store import open_store
 from metwatch.store.sources import CLAIM_LEASE
 from tests.metwatch.test_postgres import pg_url  # noqa: F401 (a fixture)
@@ -158,3 +161,30 @@ def test_a_shorter_interval_brings_the_next_poll_forward(db_url: str) -> None:
     # Longer again: the next poll stays (the next success schedules it).
     store.sync_sources(daily, lambda _: reload_at)
     assert {h.id: h.next_poll for h in store.source_health()} == due
+
+
+async def test_a_restart_after_downtime_spreads_the_overdue_sources(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Thirty sources overdue after two hours down: ``metwatch run`` polls them over a
+    tenth of their interval instead of all in its first tick."""
+    sources = [{"id": f"s{n:02d}", "name": f"S{n}", "url": f"http://127.0.0.1:9/{n}.xml",
+                "interval": 900} for n in range(30)]  # fmt: skip
+    settings = load_settings(database_url=db_url, rules_path=write_rules(tmp_path, sources))
+    service = Service(settings)
+    started = service.clock()
+    for spec in service.rules.sources:
+        service.store.record_success(
+            spec.id, now=started - timedelta(hours=2, minutes=15), new_items=0, read_as=spec,
+            etag=None, last_modified=None, next_poll=started - timedelta(hours=2),
+        )  # fmt: skip
+    stop = asyncio.Event()
+    stop.set()  # start, then wind down at once: the schedule as start-up left it
+
+    await service.run(stop)
+    await service.close()
+
+    due = [h.next_poll for h in service.store.source_health()]
+    assert all(d is not None and started <= d <= started + timedelta(seconds=90) for d in due)
+    assert len(set(due)) == 30
+    assert service.store.claim_due_sources(started) == []
