@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -52,17 +51,31 @@ class FetchLimits:
         self.max_concurrent = max_concurrent
         self.per_host = per_host
         self._overall = asyncio.Semaphore(max_concurrent)
-        self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(per_host)
-        )
+        #: Per host: its semaphore and the requests holding or waiting for it. A
+        #: host nothing is asking for is dropped: article links bring new hosts
+        #: for as long as metwatch runs.
+        self._hosts: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    def hosts_tracked(self) -> int:
+        """Hosts with a request in flight or waiting (the others are not kept)."""
+        return len(self._hosts)
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
         """Hold one overall and one per-host place while the block runs."""
-        # The host first: a request queued behind a busy host must not hold an
-        # overall place that a request to an idle host could use.
-        async with self._hosts[host], self._overall:
-            yield
+        gate, users = self._hosts.get(host) or (asyncio.Semaphore(self.per_host), 0)
+        self._hosts[host] = (gate, users + 1)
+        try:
+            # The host first: a request queued behind a busy host must not hold an
+            # overall place that a request to an idle host could use.
+            async with gate, self._overall:
+                yield
+        finally:
+            gate, users = self._hosts[host]
+            if users == 1:
+                del self._hosts[host]
+            else:
+                self._hosts[host] = (gate, users - 1)
 
 
 class Fetcher:

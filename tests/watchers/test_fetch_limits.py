@@ -25,7 +25,7 @@ from metwatch.app import Service
 from metwatch.errors import FetchError
 from metwatch.settings import load_settings
 from tests.rules_for_tests import write_rules
-from tests.support.feed_server import FeedServer
+from tests.support.feed_server import FeedServer, closed_port_url
 from tests.support.feeds import FeedItem, rss
 from watchers.fetch import Fetcher, FetchLimits, retry_after_seconds
 
@@ -384,3 +384,25 @@ async def test_expires_with_a_minus_zero_zone_is_a_wait_hint(
 
     assert result.wait_hint is not None
     assert 3500 < result.wait_hint <= 3600
+
+
+async def test_hosts_nothing_is_asking_for_are_not_kept(feed_server: FeedServer) -> None:
+    """Article links bring new hosts for as long as metwatch runs: a host's place is
+    kept only while a request to it is in flight or waiting, and the limit holds."""
+    feed_server.serve("/slow.xml", rss([]), delay=0.3)
+    limits = FetchLimits(max_concurrent=8, per_host=1)
+    async with httpx.AsyncClient(timeout=5) as client:
+        fetcher = Fetcher(client, max_bytes=CAP, limits=limits)
+        refused = [closed_port_url(f"/{n}") for n in range(40)]  # 40 hosts (host:port)
+        results = await asyncio.gather(*(fetcher.fetch(u) for u in refused),
+                                       return_exceptions=True)  # fmt: skip
+        assert all(isinstance(r, FetchError) for r in results)
+        assert limits.hosts_tracked() == 0
+
+        slow = [asyncio.create_task(fetcher.fetch(feed_server.url("/slow.xml"))) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        assert limits.hosts_tracked() == 1
+        started = time.perf_counter()
+        await asyncio.gather(*slow)
+        assert time.perf_counter() - started >= 0.5  # one at a time: 3 x 0.3 s
+        assert limits.hosts_tracked() == 0
