@@ -44,6 +44,8 @@ def canonical_url(url: str) -> str:
     host = (parts.hostname or "").lower()
     if host.startswith("amp."):
         host = host[4:]
+    if ":" in host:  # an IPv6 address: hostname drops its brackets
+        host = f"[{host}]"
     if parts.port and not (
         (scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)
     ):
