@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, case, func, update
 from sqlalchemy.exc import NoResultFound
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from metwatch.errors import StoreError
 from metwatch.models import (
@@ -98,6 +98,18 @@ def _poll_sooner(row: SourceRow, spec: SourceSpec, earliest: datetime) -> None:
     held = aware(row.held_until)
     sooner = max(last + timedelta(seconds=wait), earliest, held or earliest)
     row.next_poll_at = min(due, sooner)
+
+
+def _hold_site(s: Session, held: SourceRow, until: datetime) -> None:
+    """The site asked ``held`` to wait (Retry-After): its other sources wait too.
+    One being polled right now keeps what its own answer says."""
+    host = _host(held.moved_to or held.url)
+    others = s.exec(select(SourceRow).where(col(SourceRow.enabled), col(SourceRow.id) != held.id))
+    for row in others:
+        due = aware(row.next_poll_at)
+        if _host(row.moved_to or row.url) == host and (due is None or due < until):
+            row.next_poll_at = until
+            row.held_until = max(until, aware(row.held_until) or until)
 
 
 def _host(url: str) -> str:
@@ -292,6 +304,8 @@ class SourceStore(StoreBase):
                 return False
             row.last_polled_at, row.next_poll_at = now, next_poll
             row.held_until = held_until
+            if held_until is not None:
+                _hold_site(s, row, held_until)
             row.error_count += 1
             row.last_error = error
             newly = not row.failing and row.error_count >= threshold

@@ -188,3 +188,25 @@ async def test_a_restart_after_downtime_spreads_the_overdue_sources(
     assert all(d is not None and started <= d <= started + timedelta(seconds=90) for d in due)
     assert len(set(due)) == 30
     assert service.store.claim_due_sources(started) == []
+
+
+def test_a_sites_retry_after_holds_its_other_feeds_too(db_url: str) -> None:
+    """One feed answered 429 with Retry-After: an hour. The site's other feeds wait
+    that hour as well; a feed of another site does not."""
+    store = open_store(db_url)
+    specs = [SourceSpec("a", "A", "feed", "https://site.example/a.xml", 300),
+             SourceSpec("b", "B", "feed", "https://SITE.example/b.xml", 300),
+             SourceSpec("c", "C", "feed", "https://other.example/c.xml", 300)]  # fmt: skip
+    store.sync_sources(specs, lambda _: NOW)
+    hour = NOW + timedelta(hours=1)
+
+    store.record_failure("a", now=NOW, next_poll=hour, error="HTTP 429: asked to retry after "
+                         "3600 s", threshold=5, read_as=specs[0], held_until=hour)  # fmt: skip
+
+    due = {h.id: h.next_poll for h in store.source_health()}
+    assert due == {"a": hour, "b": hour, "c": NOW}
+    assert [s.id for s in store.claim_due_sources(NOW + timedelta(minutes=30))] == ["c"]
+    # A new address for b on the same site still waits (as for a itself).
+    store.sync_sources([specs[0], replace(specs[1], url="https://site.example/b2.xml"), specs[2]],
+                       lambda _: NOW + timedelta(minutes=31))  # fmt: skip
+    assert {h.id: h.next_poll for h in store.source_health()}["b"] == hour
