@@ -109,12 +109,14 @@ class Fetcher:
 
     async def fetch(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-        follow_redirects: bool = True,
+        follow_redirects: bool = True, media_types: frozenset[str] | None = None,
     ) -> FetchResult:  # fmt: skip
         """GET ``url`` with conditional headers; 304 gives an empty FetchResult.
 
         ``follow_redirects=False``: a redirect is returned, with its ``location``,
         for the caller to check the next hop before it is requested.
+        ``media_types``: the body is read only for these (a PDF linked as an
+        article is not downloaded to be turned away); another gives an empty body.
 
         Raises:
             FetchError: network failure, timeout, non-2xx/304 status, too many
@@ -135,7 +137,7 @@ class Fetcher:
                 # would hold the fetch for ever. The deadline starts once a slot is
                 # ours, so waiting for the limits does not count against it.
                 async with asyncio.timeout(timeout):
-                    return await self._get(url, headers, follow_redirects)
+                    return await self._get(url, headers, follow_redirects, media_types)
             except (TimeoutError, httpx.TimeoutException) as e:
                 raise FetchError(f"timed out after {timeout or 0:g} s", url=url) from e
             except httpx.TooManyRedirects as e:
@@ -145,7 +147,9 @@ class Fetcher:
             except httpx.HTTPError as e:
                 raise FetchError(f"network error: {_reason(e)}", url=url) from e
 
-    async def _get(self, url: str, headers: dict[str, str], follow: bool) -> FetchResult:
+    async def _get(
+        self, url: str, headers: dict[str, str], follow: bool, media_types: frozenset[str] | None
+    ) -> FetchResult:
         async with self.client.stream(
             "GET", url, headers=headers, follow_redirects=follow
         ) as response:
@@ -155,6 +159,9 @@ class Fetcher:
                 return _result(url, response, b"", location=str(response.next_request.url))
             if response.status_code >= 400:
                 raise _status_error(url, response)
+            media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media_types is not None and media_type not in media_types:
+                return _result(url, response, b"")
             declared = int(response.headers.get("content-length") or 0)
             if declared > self.max_bytes:
                 raise FetchError(self._too_large(), url=url)

@@ -175,7 +175,7 @@ async def _fetch_page(
         if policy is not None:
             await policy.ensure_allowed(url)
         try:
-            fetched = await fetcher.fetch(url, follow_redirects=False)
+            fetched = await fetcher.fetch(url, follow_redirects=False, media_types=HTML_TYPES)
         except FetchError as e:
             if policy is not None and e.status in (429, 503):
                 policy.hold(url, e.retry_after)  # the site's next pages wait as it asked

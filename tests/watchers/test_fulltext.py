@@ -184,6 +184,18 @@ async def test_not_html_gives_none(
     assert "is not HTML" in caplog.text
 
 
+async def test_a_linked_pdf_is_turned_away_at_its_headers_not_downloaded(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    """An inspection report linked as the article: 50 MB of PDF, no Content-Length.
+    Its body is not read (reading it would hit the 1 MB cap and fail)."""
+    feed_server.serve_stream("/report.pdf", 50_000_000, content_type="application/pdf",
+                             declare_length=False)  # fmt: skip
+
+    url = feed_server.url("/report.pdf")
+    assert await fetch_full_text(fetcher, url, allow_private=True, max_bytes=CAP) is None
+
+
 @pytest.mark.parametrize("declare_length", [True, False])
 async def test_a_50_mb_page_is_cut_off_by_the_size_cap(
     feed_server: FeedServer, fetcher: Fetcher, declare_length: bool
