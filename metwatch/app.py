@@ -52,9 +52,15 @@ def build_fetch_limits(settings: Settings) -> FetchLimits:
     )
 
 
+#: Seconds a site whose article page went unanswered is not asked for other pages
+#: (their items keep their feed text): a hung site must not hold every tick.
+UNANSWERED_HOLD = 300.0
+
+
 def build_fetcher(
-    settings: Settings, *, public_only: bool = False, limits: FetchLimits | None = None
-) -> Fetcher:
+    settings: Settings, *, public_only: bool = False, limits: FetchLimits | None = None,
+    unanswered_hold: float = 0.0,
+) -> Fetcher:  # fmt: skip
     """A Fetcher; pass the process's one ``limits`` so that every Fetcher counts against it."""
     client = build_client(
         timeout=settings.http_timeout, user_agent=settings.user_agent, public_only=public_only
@@ -63,6 +69,7 @@ def build_fetcher(
         client,
         max_bytes=settings.max_response_bytes,
         limits=limits or build_fetch_limits(settings),
+        unanswered_hold=unanswered_hold,
     )
 
 
@@ -90,8 +97,9 @@ class Service:
         self.fetcher = build_fetcher(settings, limits=limits)
         # URLs found in documents must stay public, every redirect hop included.
         self.document_fetcher = build_fetcher(
-            settings, public_only=not settings.allow_private_addresses, limits=limits
-        )
+            settings, public_only=not settings.allow_private_addresses, limits=limits,
+            unanswered_hold=UNANSWERED_HOLD,
+        )  # fmt: skip
         self.application: Application | None = None  # type: ignore[type-arg]
         self.notifier: Notifier
         if settings.token:

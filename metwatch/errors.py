@@ -56,12 +56,15 @@ class FetchError(SourceError):
         source_id: str | None = None,
         retry_after: float | None = None,
         status: int | None = None,
+        unanswered: bool = False,
     ) -> None:
         super().__init__(message, url=url, source_id=source_id)
         #: Seconds the server asked us to wait (429/503 Retry-After).
         self.retry_after = retry_after
         #: The HTTP status when the server answered with an error (None otherwise).
         self.status = status
+        #: The site did not answer: a timeout, or no connection.
+        self.unanswered = unanswered
 
 
 class ParseError(SourceError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -93,11 +94,18 @@ class Fetcher:
         max_concurrent: int | None = None,
         per_host: int | None = None,
         limits: FetchLimits | None = None,
+        unanswered_hold: float = 0.0,
     ) -> None:
         if limits is not None and (max_concurrent is not None or per_host is not None):
             raise ValueError("give either limits or max_concurrent/per_host, not both")
         self.client = client
         self.max_bytes = max_bytes
+        #: Seconds a site that did not answer (timeout, no connection) is not asked
+        #: again by this Fetcher (0: always asked). For article pages: twenty links
+        #: to a hung site would otherwise each wait out the timeout, holding the
+        #: tick, and every other source, for minutes.
+        self.unanswered_hold = unanswered_hold
+        self._unanswered: dict[str, tuple[float, str]] = {}
         self.limits = limits or FetchLimits(
             max_concurrent=8 if max_concurrent is None else max_concurrent,
             per_host=2 if per_host is None else per_host,
@@ -130,22 +138,49 @@ class Fetcher:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         host = urlsplit(url).netloc.lower()
-        timeout = self.client.timeout.read
         async with self.limits.slot(host):
+            # Checked once the slot is ours: requests queued behind the one that
+            # found the site hung are not sent after it.
+            self._ensure_answering(host, url)
             try:
-                # httpx's timeout is per read: a server sending a byte now and then
-                # would hold the fetch for ever. The deadline starts once a slot is
-                # ours, so waiting for the limits does not count against it.
-                async with asyncio.timeout(timeout):
-                    return await self._get(url, headers, follow_redirects, media_types)
-            except (TimeoutError, httpx.TimeoutException) as e:
-                raise FetchError(f"timed out after {timeout or 0:g} s", url=url) from e
-            except httpx.TooManyRedirects as e:
-                raise FetchError("too many redirects (a redirect loop?)", url=url) from e
-            except httpx.ConnectError as e:
-                raise FetchError(f"cannot connect: {_reason(e)}", url=url) from e
-            except httpx.HTTPError as e:
-                raise FetchError(f"network error: {_reason(e)}", url=url) from e
+                return await self._fetch_in_slot(url, headers, follow_redirects, media_types)
+            except FetchError as e:
+                if e.unanswered and self.unanswered_hold > 0:
+                    self._unanswered[host] = (time.monotonic() + self.unanswered_hold, e.message)
+                raise
+
+    async def _fetch_in_slot(
+        self, url: str, headers: dict[str, str], follow: bool, media_types: frozenset[str] | None
+    ) -> FetchResult:
+        timeout = self.client.timeout.read
+        try:
+            # httpx's timeout is per read: a server sending a byte now and then
+            # would hold the fetch for ever. The deadline starts once a slot is
+            # ours, so waiting for the limits does not count against it.
+            async with asyncio.timeout(timeout):
+                return await self._get(url, headers, follow, media_types)
+        except (TimeoutError, httpx.TimeoutException) as e:
+            raise FetchError(
+                f"timed out after {timeout or 0:g} s", url=url, unanswered=True
+            ) from e
+        except httpx.TooManyRedirects as e:
+            raise FetchError("too many redirects (a redirect loop?)", url=url) from e
+        except httpx.ConnectError as e:
+            raise FetchError(f"cannot connect: {_reason(e)}", url=url, unanswered=True) from e
+        except httpx.HTTPError as e:
+            raise FetchError(f"network error: {_reason(e)}", url=url) from e
+
+    def _ensure_answering(self, host: str, url: str) -> None:
+        """Raise if ``host`` did not answer within ``unanswered_hold`` seconds."""
+        held = self._unanswered.get(host)
+        if held is None:
+            return
+        until, reason = held
+        if time.monotonic() >= until:
+            del self._unanswered[host]
+            return
+        raise FetchError(f"not asked: the site did not answer a moment ago ({reason})",
+                         url=url, unanswered=True)  # fmt: skip
 
     async def _get(
         self, url: str, headers: dict[str, str], follow: bool, media_types: frozenset[str] | None

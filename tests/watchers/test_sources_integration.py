@@ -21,7 +21,7 @@ from tests.support.feed_server import FeedServer
 from tests.support.feeds import FeedItem, rss
 from tests.watchers.test_fulltext import ARTICLE_HTML, NOISE
 from tests.watchers.test_pages import LISTING_HTML, SELECTOR
-from watchers.fetch import Fetcher
+from watchers.fetch import Fetcher, FetchLimits
 
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
 REPORT = "/news/london/news/2024/august/response-to-hmicfrs-peel-report/"
@@ -242,3 +242,37 @@ def test_newest_entries_keeps_the_dated_newest_first_then_both_ends_of_the_undat
         "https://x.example/0", "https://x.example/2", "https://x.example/6",
     ]  # fmt: skip
     assert [e.link for e in newest_entries(entries, 1)] == ["https://x.example/4"]
+
+
+async def test_a_hung_article_site_is_not_asked_again_and_does_not_hold_the_tick(
+    tmp_path: Path, db_url: str, feed_server: FeedServer
+) -> None:
+    """Six teasers linking to a site that never answers: the first pages time out,
+    the others are not requested (the items keep their feed text), and the poll is
+    recorded as good."""
+    for n in range(6):
+        feed_server.serve(f"/hung/{n}", ARTICLE_HTML, content_type="text/html", delay=5)
+    feed_server.serve("/feed.xml", rss([
+        FeedItem(title=f"Story {n}", link=feed_server.url(f"/hung/{n}"), guid=f"s{n}",
+                 description="Teaser.")
+        for n in range(6)
+    ]))  # fmt: skip
+    rules = load_rules(write_rules(tmp_path, [{"id": "f", "name": "F",
+                                               "url": feed_server.url("/feed.xml")}]))  # fmt: skip
+    limits = FetchLimits(max_concurrent=8, per_host=2)
+    async with httpx.AsyncClient(timeout=0.5) as client:
+        pipeline = Pipeline(
+            open_store(db_url), Fetcher(client, max_bytes=1_000_000, limits=limits), rules,
+            clock=lambda: NOW, allow_private=True, fulltext_min_chars=400,
+            document_fetcher=Fetcher(client, max_bytes=1_000_000, limits=limits,
+                                     unanswered_hold=300),
+        )  # fmt: skip
+        pipeline.sync_sources()
+        [result] = await pipeline.tick(everything=True)
+
+    outcome = result.value
+    assert outcome is not None and not isinstance(outcome, Exception), outcome
+    assert len(outcome.new_items) == 6
+    asked = sum(len(feed_server.requests(f"/hung/{n}")) for n in range(6))
+    assert asked == 2  # the two first in line (two per host); the other four not sent
+    assert all(i.summary == "Teaser." and not i.body for i in pipeline.store.iter_items())
