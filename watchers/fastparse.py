@@ -157,9 +157,13 @@ def read_fast(content: bytes, url: str, content_type: str = "") -> ParsedFeed:
     root = _well_formed_root(content)
     if root is not None:
         try:
-            return _parse_fast(content, url, root)
+            parsed = _parse_fast(content, url, root)
         except Exception:  # any failure of the fast path: the reference decides
             log.debug("fast parser failed on %s; using feedparser", url)
+        else:
+            if _tree_agrees(root, parsed):
+                return parsed
+            log.debug("fast parser read %s beyond its proof; using feedparser", url)
     return parse_feed(content, url, content_type)
 
 
@@ -203,6 +207,42 @@ def _prove(
     except Exception:  # a parser that raises where feedparser reads is not proven
         same = False
     return reference, same
+
+
+#: Entry children whose presence decides whether feedparser finds an id, a date.
+_ID_NAMES = frozenset({"guid", "id"})
+#: An RSS 1.0 item's id is its rdf:about.
+_RDF_ABOUT = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about"
+_DATE_NAMES = frozenset({"pubdate", "published", "updated", "date", "issued", "modified",
+                         "created"})  # fmt: skip
+
+
+def _tree_agrees(root: Any, parsed: ParsedFeed) -> bool:
+    """Whether a proven source's body stays where its proof holds, checked against
+    the tree: an entry without an id element or a date element must have no id or
+    date (fastfeedparser falls back to the link for the one and makes the other out
+    of other text, such as a guid "a"), and one link element per entry (with
+    several, the two pick differently)."""
+    entries = [e for e in root.iter() if isinstance(e.tag, str) and _local(e) in ("item", "entry")]
+    if len(entries) != len(parsed.entries):
+        return False
+    for element, entry in zip(entries, parsed.entries, strict=True):
+        children = [child for child in element if isinstance(child.tag, str)]
+        names = [_local(child) for child in children]
+        has_id = _RDF_ABOUT in element.attrib or any(
+            _local(c) in _ID_NAMES and (c.text or "").strip() for c in children
+        )
+        if entry.guid is not None and not has_id:
+            return False
+        if entry.published is not None and not _DATE_NAMES.intersection(names):
+            return False
+        if names.count("link") > 1:
+            return False
+    return True
+
+
+def _local(element: Any) -> str:
+    return str(element.tag).rpartition("}")[2].lower()
 
 
 def _well_formed_root(content: bytes) -> Any | None:

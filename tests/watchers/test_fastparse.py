@@ -268,3 +268,23 @@ def test_entry_links_and_ids_are_still_resolved_against_xml_base() -> None:
     assert [(e.id, e.link) for e in resolving.entries] == [(e.guid, e.link) for e in entries]
     # Only the HTML is left as the feed wrote it (metwatch keeps its text only).
     assert entries[0].summary == '<p><a href="more">More</a></p>'
+
+
+def test_a_proven_sources_body_beyond_its_proof_is_read_by_feedparser() -> None:
+    """Proven on dated items with GUIDs, the source later lists an undated item and
+    one without a GUID: fastfeedparser would date the first from its guid ("a" gave
+    2026-01-05) and give the second its link as GUID; feedparser reads them."""
+    parser = FeedParser(proof_polls=0)  # proven
+    items = [FeedItem(title="Undated", link="https://e.example/u", guid="a", description="x"),
+             FeedItem(title="No GUID", link="https://e.example/n", description="y")]  # fmt: skip
+    body = _outside_subset(rss(items))
+
+    read = parser.parse("s", body, "http://x/")
+
+    assert read == parse_feed(body, "http://x/")
+    assert [(e.guid, e.published) for e in read.entries] == [("a", None), (None, None)]
+    # A body that stays within the proof still takes the fast path.
+    proven_body = _outside_subset(realistic_feed(20, seed=4))
+    assert watchers.fastparse._tree_agrees(
+        watchers.fastparse._well_formed_root(proven_body), parser.parse("s", proven_body, "x")
+    )
