@@ -13,8 +13,12 @@ import json
 
 _KEPT = {"\n", "\t"}
 _CONTROLS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))]
-#: Embeddings, overrides and isolates (U+202A-202E, U+2066-2069).
-_DIRECTIONS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+#: Embeddings, overrides and isolates (U+202A-202E, U+2066-2069), the invisible
+#: direction marks (LRM, RLM, ALM) and invisible characters that hide what a word
+#: really is (zero-width space, word joiner, BOM). The joiners emoji and scripts
+#: need (U+200C, U+200D) are kept.
+_DIRECTIONS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                                0x200E, 0x200F, 0x061C, 0x200B, 0x2060, 0xFEFF)]  # fmt: skip
 _ESCAPES = str.maketrans(
     {c: f"\\x{ord(c):02x}" for c in _CONTROLS if c not in _KEPT}
     | {c: f"\\u{ord(c):04x}" for c in _DIRECTIONS}

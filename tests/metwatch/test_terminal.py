@@ -25,6 +25,14 @@ def test_controls_and_direction_overrides_are_shown_as_escapes() -> None:
     assert printable(ordinary) == ordinary
 
 
+def test_invisible_marks_are_shown_but_the_joiners_emoji_need_are_kept() -> None:
+    hidden = "Met\u200bPolice \u200fRLM \u200eLRM \u061cALM word\u2060joiner \ufeffBOM"
+    assert printable(hidden) == (
+        "Met\\u200bPolice \\u200fRLM \\u200eLRM \\u061cALM word\\u2060joiner \\ufeffBOM"
+    )
+    assert printable("👮\u200d♀️ می\u200cخواهم") == "👮\u200d♀️ می\u200cخواهم"
+
+
 async def test_the_console_subscriber_prints_escapes() -> None:
     stream = io.StringIO()
     await ConsoleNotifier(stream).send(1, f"<b>{HOSTILE}</b>")
