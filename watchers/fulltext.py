@@ -38,6 +38,10 @@ from watchers.teasers import Teaser
 log = logging.getLogger(__name__)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+#: Seconds one poll waits for its article pages. Pages still coming then are left
+#: (their items keep their feed text): a slow site must not hold up the tick, and
+#: with it every other source.
+FULL_TEXT_BUDGET = 60.0
 #: A page's headline (None: keep the item's) and main text (None: none).
 _PageText = tuple[str | None, str | None]
 
@@ -50,9 +54,11 @@ class ArticleTexts:
     """
 
     def __init__(
-        self, fetcher: Fetcher, *, allow_private: bool, policy: CrawlPolicy | None = None
-    ) -> None:
+        self, fetcher: Fetcher, *, allow_private: bool, policy: CrawlPolicy | None = None,
+        budget: float = FULL_TEXT_BUDGET,
+    ) -> None:  # fmt: skip
         self.fetcher = fetcher
+        self.budget = budget
         #: Let article fetches reach non-public addresses (tests).
         self.allow_private = allow_private
         self.policy = policy
@@ -62,13 +68,25 @@ class ArticleTexts:
 
     async def fill(self, items: Sequence[Item], teasers: dict[str, Teaser]) -> list[Item]:
         """``items``, those named in ``teasers`` with their article's text."""
-        if not teasers:
+        wanted = {
+            item.id: asyncio.ensure_future(self._one(item, teaser))
+            for item in items
+            if (teaser := teasers.get(item.id)) is not None
+        }
+        if not wanted:
             return list(items)
-        return list(await asyncio.gather(*(self._one(i, teasers.get(i.id)) for i in items)))
+        try:
+            done, pending = await asyncio.wait(wanted.values(), timeout=self.budget)
+        finally:
+            for task in wanted.values():
+                task.cancel()  # the pages still coming (all of them when cancelled)
+        if pending:
+            log.warning("no full text for %d items: their pages took longer than the poll's "
+                        "%g s for article pages", len(pending), self.budget)  # fmt: skip
+        filled = {item_id: task.result() for item_id, task in wanted.items() if task in done}
+        return [filled.get(item.id, item) for item in items]
 
-    async def _one(self, item: Item, teaser: Teaser | None) -> Item:
-        if teaser is None:
-            return item
+    async def _one(self, item: Item, teaser: Teaser) -> Item:
         try:
             return await self.with_text(item, teaser)
         except SourceError as e:
@@ -89,13 +107,20 @@ class ArticleTexts:
         if task is None:
             task = asyncio.ensure_future(self._page_text(teaser))
             self._in_flight[key] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
-        title, body = await task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        # Shielded: a poll that stops waiting (its budget ran out) must not cancel
+        # the page for another poll waiting on it.
+        title, body = await asyncio.shield(task)
         if not body:
             return item
         # content_hash stays the feed's, so the next poll of the same entry is not
         # taken for an edit that would put the teaser back.
         return replace(item, title=title or item.title, body=normalise_unicode(body))
+
+    def _forget(self, key: tuple[str, bool], task: asyncio.Task[_PageText]) -> None:
+        self._in_flight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here: every poll waiting on it may have gone
 
     async def _page_text(self, teaser: Teaser) -> _PageText:
         link, private, cap = teaser.link, self.allow_private, self.fetcher.max_bytes

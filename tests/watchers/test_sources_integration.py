@@ -276,3 +276,33 @@ async def test_a_hung_article_site_is_not_asked_again_and_does_not_hold_the_tick
     asked = sum(len(feed_server.requests(f"/hung/{n}")) for n in range(6))
     assert asked == 2  # the two first in line (two per host); the other four not sent
     assert all(i.summary == "Teaser." and not i.body for i in pipeline.store.iter_items())
+
+
+async def test_a_slow_article_site_costs_the_poll_its_budget_not_the_tick(
+    tmp_path: Path, db_url: str, feed_server: FeedServer
+) -> None:
+    """Six teasers on a site that answers each page after 0.4 s, one at a time: with
+    1 s for article pages, the first pages give their text, the rest keep their feed
+    text, and the poll is stored as good (not held for all six)."""
+    for n in range(6):
+        feed_server.serve(f"/slow/{n}", ARTICLE_HTML, content_type="text/html", delay=0.4)
+    feed_server.serve("/feed.xml", rss([
+        FeedItem(title=f"Story {n}", link=feed_server.url(f"/slow/{n}"), guid=f"s{n}",
+                 description="Teaser.")
+        for n in range(6)
+    ]))  # fmt: skip
+    source = {"id": "f", "name": "F", "url": feed_server.url("/feed.xml")}
+    rules = load_rules(write_rules(tmp_path, [source]))
+    async with httpx.AsyncClient(timeout=5) as client:
+        fetcher = Fetcher(client, max_bytes=1_000_000, max_concurrent=4, per_host=1)
+        pipeline = Pipeline(open_store(db_url), fetcher, rules, clock=lambda: NOW,
+                            allow_private=True, fulltext_min_chars=400)  # fmt: skip
+        pipeline.full_text.budget = 1.0
+        pipeline.sync_sources()
+        [result] = await pipeline.tick(everything=True)
+
+    outcome = result.value
+    assert outcome is not None and not isinstance(outcome, Exception), outcome
+    assert len(outcome.new_items) == 6
+    with_text = [i for i in pipeline.store.iter_items() if "visited since 2017" in i.body]
+    assert 1 <= len(with_text) < 6
