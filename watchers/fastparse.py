@@ -221,7 +221,7 @@ def _tree_agrees(root: Any, parsed: ParsedFeed) -> bool:
     """Whether a proven source's body stays where its proof holds, checked against
     the tree: an entry without an id element or a date element must have no id or
     date (fastfeedparser falls back to the link for the one and makes the other out
-    of other text, such as a guid "a"), and one link element per entry (with
+    of other text, such as a guid "a"), and one alternate link per entry (with
     several, the two pick differently)."""
     entries = [e for e in root.iter() if isinstance(e.tag, str) and _local(e) in ("item", "entry")]
     if len(entries) != len(parsed.entries):
@@ -236,7 +236,9 @@ def _tree_agrees(root: Any, parsed: ParsedFeed) -> bool:
             return False
         if entry.published is not None and not _DATE_NAMES.intersection(names):
             return False
-        if names.count("link") > 1:
+        alternates = [c for c in children if _local(c) == "link"
+                      and c.get("rel", "alternate") == "alternate"]  # fmt: skip
+        if len(alternates) > 1:
             return False
     return True
 

@@ -118,6 +118,7 @@ class Fetcher:
     async def fetch(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None,
         follow_redirects: bool = True, media_types: frozenset[str] | None = None,
+        hold_unanswered: bool = False,
     ) -> FetchResult:  # fmt: skip
         """GET ``url`` with conditional headers; 304 gives an empty FetchResult.
 
@@ -125,6 +126,9 @@ class Fetcher:
         for the caller to check the next hop before it is requested.
         ``media_types``: the body is read only for these (a PDF linked as an
         article is not downloaded to be turned away); another gives an empty body.
+        ``hold_unanswered``: this is an article page, which a site that left one
+        unanswered is not asked for (``unanswered_hold``); sources, child sitemaps
+        and robots.txt never pass it, so they are always asked.
 
         Raises:
             FetchError: network failure, timeout, non-2xx/304 status, too many
@@ -141,11 +145,12 @@ class Fetcher:
         async with self.limits.slot(host):
             # Checked once the slot is ours: requests queued behind the one that
             # found the site hung are not sent after it.
-            self._ensure_answering(host, url)
+            if hold_unanswered:
+                self._ensure_answering(host, url)
             try:
                 return await self._fetch_in_slot(url, headers, follow_redirects, media_types)
             except FetchError as e:
-                if e.unanswered and self.unanswered_hold > 0:
+                if hold_unanswered and e.unanswered and self.unanswered_hold > 0:
                     self._unanswered[host] = (time.monotonic() + self.unanswered_hold, e.message)
                 raise
 

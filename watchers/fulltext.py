@@ -200,7 +200,9 @@ async def _fetch_page(
         if policy is not None:
             await policy.ensure_allowed(url)
         try:
-            fetched = await fetcher.fetch(url, follow_redirects=False, media_types=HTML_TYPES)
+            fetched = await fetcher.fetch(
+                url, follow_redirects=False, media_types=HTML_TYPES, hold_unanswered=True
+            )
         except FetchError as e:
             if policy is not None and e.status in (429, 503):
                 policy.hold(url, e.retry_after)  # the site's next pages wait as it asked

@@ -153,7 +153,11 @@ def _children(root: Any, url: str) -> tuple[str, ...]:
 
 def _local(element: Any) -> str:
     # Comments and processing instructions have a non-str tag and no local name.
-    return etree.QName(element).localname if isinstance(element.tag, str) else ""
+    if not isinstance(element.tag, str):
+        return ""
+    # "{namespace}local"; a recovered document keeps an undeclared prefix in the
+    # name ("image:image"), which QName refuses.
+    return element.tag.rpartition("}")[2].rpartition(":")[2]
 
 
 def _children_named(element: Any, name: str) -> list[Any]:

@@ -153,13 +153,21 @@ class SourceStore(StoreBase):
     def spread_overdue(self, now: datetime, catch_up: Callable[[int], datetime]) -> int:
         """Move the enabled sources overdue at ``now`` (after downtime) to
         ``catch_up(interval)``; returns how many there were."""
-        with self._session() as s:
-            overdue = s.exec(
-                select(SourceRow).where(col(SourceRow.enabled), col(SourceRow.next_poll_at) < now)
+        with self._connection() as conn:
+            overdue = conn.execute(
+                select(_SOURCES.c.id, _SOURCES.c.interval).where(
+                    _SOURCES.c.enabled, _SOURCES.c.next_poll_at < now
+                )
             ).all()
-            for row in overdue:
-                row.next_poll_at = catch_up(row.interval)
-            return len(overdue)
+            moved = 0
+            for source_id, interval in overdue:
+                # Still overdue: another instance's claim (a lease) is not moved.
+                moved += conn.execute(
+                    _SOURCES.update()
+                    .where(_SOURCES.c.id == source_id, _SOURCES.c.next_poll_at < now)
+                    .values(next_poll_at=catch_up(interval))
+                ).rowcount
+            return moved
 
     def make_new_due(self, now: datetime, first_poll_within: timedelta) -> None:
         """Make enabled sources never polled due now (``poll --once``: a new source's

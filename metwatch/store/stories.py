@@ -104,6 +104,8 @@ _STORED_COPY = (
     .where(ITEMS.c.url == bindparam("url"), ITEMS.c.id != bindparam("item_id"))
     .limit(1)
 )
+#: The story an item is filed under, if it is.
+_FILED = select(_STORY_ITEMS.c.story_id).where(_STORY_ITEMS.c.item_id == bindparam("item_id"))
 _RAISE_REVISION = (
     _STORIES.update()
     .where(_STORIES.c.id == bindparam("story_id"))
@@ -168,6 +170,11 @@ class StoryFiling:
                 "item %s not filed: the same article is stored as item %s (story %s)",
                 item.id, stored.id, stored.story_id,
             )  # fmt: skip
+            return None
+        if s.execute(_FILED, {"item_id": item.id}).first() is not None:
+            # Filed already (another poll of this tick classified the same edited
+            # item): its alert is owed once.
+            log.info("item %s not filed: it is in a story already", item.id)
             return None
         # Stored here, with its matches: never one without the other. An item
         # stored already (a replay) only gets its fingerprint.

@@ -22,6 +22,7 @@ from classifiers.rules import RuleSet, load_rules
 from metwatch.models import Classified, Item, PollOutcome, RawEntry, SourceSpec
 from metwatch.pipeline import Pipeline
 from metwatch.store import SqlStore, open_store
+from metwatch.store.items import SortedItems
 from metwatch.store.tables import DeliveryRow, ItemRow, StoryItemRow
 from tests.metwatch.test_postgres import pg_url  # noqa: F401 (a fixture)
 from tests.rules_for_tests import write_rules
@@ -119,14 +120,14 @@ def test_instances_filing_the_article_at_once_store_it_once(
     for _ in range(2):
         store = open_store(url)
         stores.append(store)
-        sort_new = store.sort_new
+        sort_items = store.sort_items
 
-        def looked_up(items: object, sort_new: object = sort_new) -> list[Item]:
-            found: list[Item] = sort_new(items)  # type: ignore[operator]
+        def looked_up(items: object, sort_items: object = sort_items) -> SortedItems:
+            found: SortedItems = sort_items(items)  # type: ignore[operator]
             both_looked.wait()
             return found
 
-        monkeypatch.setattr(store, "sort_new", looked_up)
+        monkeypatch.setattr(store, "sort_items", looked_up)
         pipelines.append(Pipeline(store, None, rules, clock=lambda: NOW))  # type: ignore[arg-type]
     stores[0].subscribe(CHAT, [t.id for t in rules.topics], NOW)
 
