@@ -288,3 +288,17 @@ def test_a_proven_sources_body_beyond_its_proof_is_read_by_feedparser() -> None:
     assert watchers.fastparse._tree_agrees(
         watchers.fastparse._well_formed_root(proven_body), parser.parse("s", proven_body, "x")
     )
+
+
+def test_an_atom_entry_with_replies_and_enclosure_links_stays_on_the_fast_path() -> None:
+    entry = ('<entry><title>Met report</title><id>urn:a</id>'
+             '<link rel="alternate" href="https://e.example/a"/>'
+             '<link rel="replies" href="https://e.example/a/comments"/>'
+             '<link rel="enclosure" href="https://e.example/a.mp3"/>'
+             "<updated>2024-01-01T00:00:00Z</updated></entry>")  # fmt: skip
+    body = _atom(OUTSIDE_SUBSET).replace("  <entry>", entry + "\n  <entry>", 1).encode()
+    root = watchers.fastparse._well_formed_root(body)
+    fast = watchers.fastparse._parse_fast(body, "http://x/", root)
+
+    assert fast == parse_feed(body, "http://x/")
+    assert watchers.fastparse._tree_agrees(root, fast)

@@ -406,3 +406,18 @@ async def test_hosts_nothing_is_asking_for_are_not_kept(feed_server: FeedServer)
         await asyncio.gather(*slow)
         assert time.perf_counter() - started >= 0.5  # one at a time: 3 x 0.3 s
         assert limits.hosts_tracked() == 0
+
+
+async def test_the_unanswered_hold_is_for_article_pages_only(feed_server: FeedServer) -> None:
+    """An article page that timed out holds the site's other article pages, never a
+    source, a child sitemap or robots.txt on it."""
+    feed_server.serve("/hung", "<html></html>", content_type="text/html", delay=3)
+    feed_server.serve("/feed.xml", rss([]))
+    async with httpx.AsyncClient(timeout=0.5) as client:
+        fetcher = Fetcher(client, max_bytes=CAP, unanswered_hold=300)
+        with pytest.raises(FetchError, match="timed out"):
+            await fetcher.fetch(feed_server.url("/hung"), hold_unanswered=True)
+        with pytest.raises(FetchError, match="not asked: the site did not answer"):
+            await fetcher.fetch(feed_server.url("/other-article"), hold_unanswered=True)
+        assert (await fetcher.fetch(feed_server.url("/feed.xml"))).content
+    assert feed_server.requests("/other-article") == []

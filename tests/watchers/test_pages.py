@@ -329,3 +329,13 @@ def test_a_malformed_sitemap_keeps_what_can_be_read() -> None:
 
     assert [e.link for e in entries] == [f"https://example.com/{n}" for n in "abc"]
     assert entries[0].title == "Met graded inadequate"
+
+
+def test_a_sitemap_with_an_undeclared_prefix_is_read() -> None:
+    body = (b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url>'
+            b"<loc>https://a.example/1</loc><image:image><image:loc>x</image:loc>"
+            b"</image:image></url></urlset>")  # fmt: skip
+
+    entries = entries_from_sitemap(body, "https://a.example/s.xml")
+
+    assert [e.link for e in entries] == ["https://a.example/1"]
