@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -30,6 +30,7 @@ from bot.stories import (
     ClusterPolicy,
 )
 from classifiers.rules import RuleSet
+from metwatch.edits import Edit, edits_of, reclassified
 from metwatch.errors import FetchError, SourceError, StoreError
 from metwatch.filing import StoryFiler
 from metwatch.models import (
@@ -46,7 +47,7 @@ from metwatch.offload import Verdict, classify_and_prepare, classify_here, remem
 from metwatch.ports import Clock
 from metwatch.reading import SourceReader
 from metwatch.store import SqlStore
-from metwatch.store.items import ItemEdit, SortedItems
+from metwatch.store.items import SortedItems
 from metwatch.workers import Offload, WorkerDied, in_thread
 from watchers import schedule
 from watchers.crawl_policy import CrawlPolicy
@@ -185,8 +186,8 @@ class Pipeline:
             wait_hint = _longest(fetched.wait_hint, read.refresh_hint)
             gap = await self._gap(spec, state, read.items, found.new, now, wait_hint)
             new_items = await self.full_text.fill(found.new, read.teasers)
-            edits = _edits(found, read.teasers)
-            classified, prepared = await self._classify([*new_items, *_reclassified(edits)])
+            edits = edits_of(found, read.teasers)
+            classified, prepared = await self._classify([*new_items, *reclassified(edits)])
             outcome = await self._off_loop(
                 self._store_classified, spec, classified, prepared, now, edits
             )
@@ -248,8 +249,8 @@ class Pipeline:
         """
         now = self.clock()
         found = self._sort([normalise(e, spec, now) for e in entries])
-        edits = _edits(found, {})
-        to_classify = [*found.new, *_reclassified(edits)]
+        edits = edits_of(found, {})
+        to_classify = [*found.new, *reclassified(edits)]
         verdicts = classify_and_prepare(remember(self.rules), to_classify)
         return self._store_classified(spec, *_classified(to_classify, verdicts), now, edits)
 
@@ -381,29 +382,6 @@ class Pipeline:
     async def _alert(self, text: str) -> None:
         if self.alert_admins is not None:
             await self.alert_admins(text)
-
-
-@dataclass(frozen=True, slots=True)
-class Edit:
-    """A stored item edited at the source, and whether to classify it again."""
-
-    store: ItemEdit
-    reclassify: bool
-
-
-def _edits(found: SortedItems, teasers: Mapping[str, object]) -> list[Edit]:
-    """The poll's edits. An item not flagged is classified again on its new text,
-    unless its entry is a teaser: its stored body is the article's text, which the
-    edit keeps, and a teaser's edit adds too little to change the verdict."""
-    unflagged = {i.id for i in found.unflagged_edits}
-    return [
-        Edit(ItemEdit(i, keep_body=i.id in teasers), i.id in unflagged and i.id not in teasers)
-        for i in found.edited
-    ]
-
-
-def _reclassified(edits: Sequence[Edit]) -> list[Item]:
-    return [e.store.item for e in edits if e.reclassify]
 
 
 def _honoured(hint: float | None, interval: int) -> float | None:

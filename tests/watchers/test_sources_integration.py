@@ -244,19 +244,24 @@ def test_newest_entries_keeps_the_dated_newest_first_then_both_ends_of_the_undat
     assert [e.link for e in newest_entries(entries, 1)] == ["https://x.example/4"]
 
 
+def _serve_teasers(feed_server: FeedServer, pages: str, *, delay: float) -> None:
+    """/feed.xml lists six teasers whose article pages ``pages``/0-5 answer after ``delay``."""
+    for n in range(6):
+        feed_server.serve(f"{pages}/{n}", ARTICLE_HTML, content_type="text/html", delay=delay)
+    feed_server.serve("/feed.xml", rss([
+        FeedItem(title=f"Story {n}", link=feed_server.url(f"{pages}/{n}"), guid=f"s{n}",
+                 description="Teaser.")
+        for n in range(6)
+    ]))  # fmt: skip
+
+
 async def test_a_hung_article_site_is_not_asked_again_and_does_not_hold_the_tick(
     tmp_path: Path, db_url: str, feed_server: FeedServer
 ) -> None:
     """Six teasers linking to a site that never answers: the first pages time out,
     the others are not requested (the items keep their feed text), and the poll is
     recorded as good."""
-    for n in range(6):
-        feed_server.serve(f"/hung/{n}", ARTICLE_HTML, content_type="text/html", delay=5)
-    feed_server.serve("/feed.xml", rss([
-        FeedItem(title=f"Story {n}", link=feed_server.url(f"/hung/{n}"), guid=f"s{n}",
-                 description="Teaser.")
-        for n in range(6)
-    ]))  # fmt: skip
+    _serve_teasers(feed_server, "/hung", delay=5)
     rules = load_rules(write_rules(tmp_path, [{"id": "f", "name": "F",
                                                "url": feed_server.url("/feed.xml")}]))  # fmt: skip
     limits = FetchLimits(max_concurrent=8, per_host=2)
@@ -284,13 +289,7 @@ async def test_a_slow_article_site_costs_the_poll_its_budget_not_the_tick(
     """Six teasers on a site that answers each page after 0.4 s, one at a time: with
     1 s for article pages, the first pages give their text, the rest keep their feed
     text, and the poll is stored as good (not held for all six)."""
-    for n in range(6):
-        feed_server.serve(f"/slow/{n}", ARTICLE_HTML, content_type="text/html", delay=0.4)
-    feed_server.serve("/feed.xml", rss([
-        FeedItem(title=f"Story {n}", link=feed_server.url(f"/slow/{n}"), guid=f"s{n}",
-                 description="Teaser.")
-        for n in range(6)
-    ]))  # fmt: skip
+    _serve_teasers(feed_server, "/slow", delay=0.4)
     source = {"id": "f", "name": "F", "url": feed_server.url("/feed.xml")}
     rules = load_rules(write_rules(tmp_path, [source]))
     async with httpx.AsyncClient(timeout=5) as client:
