@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.fingerprints import Fingerprint, fingerprint
@@ -38,6 +39,17 @@ STORY_CANDIDATES = 200
 CLUSTER_ATTEMPTS = 5
 
 
+@dataclass(frozen=True, slots=True)
+class Filed:
+    """What ``StoryFiler.file`` wrote."""
+
+    #: The story each flagged item was filed under, in order (None: not filed,
+    #: the same article is stored already).
+    stories: list[int | None]
+    #: The edited items given new findings, with those findings only.
+    added: list[Classified]
+
+
 class StoryFiler:
     """Files flagged items under stories, with the recent stories held in memory."""
 
@@ -52,20 +64,21 @@ class StoryFiler:
     def file(
         self, flagged: Sequence[tuple[Classified, StoryInputs]], now: datetime,
         *, with_items: Sequence[Item] = (), edits: Sequence[ItemEdit] = (),
-    ) -> list[int | None]:  # fmt: skip
+        added: Sequence[tuple[Classified, StoryInputs]] = (),
+    ) -> Filed:  # fmt: skip
         """File each flagged item under a recent story about the same event, or a
         new one (with its summary), in order; ``with_items`` (a poll's other new
-        items) are stored and ``edits`` (its stored items' new text) written in the
-        same transaction. Returns the story ids (None for an item not filed: the
-        same article is stored already).
+        items) are stored, ``edits`` (its stored items' new text) written and
+        ``added`` (findings that edited items, filed already, state now) given to
+        their stories, in the same transaction.
 
         Optimistic: the decisions are made on the index as it stands, and written
         only if the stories' change count is still the one the index is in step
         with; otherwise the index is brought up to date and they are made again.
         """
-        if not flagged:
+        if not flagged and not added:
             self.store.insert_items(with_items, now, edits=edits)  # no change to count
-            return []
+            return Filed([], [])
         for attempt in range(1, CLUSTER_ATTEMPTS + 1):
             seen = self._in_step if self._in_step is not None else self.sync()
             try:
@@ -75,6 +88,10 @@ class StoryFiler:
                 with self.store.filing_stories(now, decided_on=decided_on) as filing:
                     filing.insert_items(with_items, edits=edits)
                     decisions = [self._file_one(filing, c, inputs, now) for c, inputs in flagged]
+                    given = [
+                        a for c, (fp, _) in added
+                        if (a := filing.add_findings(c, fp.to_json())) is not None
+                    ]  # fmt: skip
                 break
             except StoriesChanged:
                 self._in_step = None
@@ -87,7 +104,8 @@ class StoryFiler:
         # The write counted itself only if the count was still ``seen``: the index,
         # with these items recorded, is in step with the count the write left. (A
         # forced last attempt was not checked: the next decision reloads.)
-        self._in_step = filing.changes if filing.changes == seen + 1 else None
+        # (A story given findings is held with its old members: reload it.)
+        self._in_step = filing.changes if filing.changes == seen + 1 and not given else None
         for (c, _), (story_id, decision) in zip(flagged, decisions, strict=True):
             if story_id is None:
                 continue  # not filed: the same article is stored already
@@ -96,7 +114,12 @@ class StoryFiler:
                 story_id, c.item.id, decision.reason, decision.similarity,
                 decision.finding_jaccard,
             )  # fmt: skip
-        return [story_id for story_id, _ in decisions]
+        for c in given:
+            log.info(
+                "item %s states new findings: %s", c.item.id,
+                ", ".join(m.finding_id for m in c.matches),
+            )  # fmt: skip
+        return Filed([story_id for story_id, _ in decisions], given)
 
     def _file_one(
         self, filing: StoryFiling, classified: Classified, inputs: StoryInputs, now: datetime

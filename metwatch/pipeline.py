@@ -6,9 +6,10 @@
 
 Only items new to the store reach the full-text step, so each article page is
 fetched at most once; a page that fails leaves the item with its feed text.
-A stored item that was not flagged and whose text the source edits (a stub
-written up later) is classified again on the new text, and alerts if it matches
-now; an edit of a flagged item updates its text only (no second alert).
+A stored item whose text the source edits (a stub written up later) is
+classified again on the new text: one not flagged before alerts if it matches
+now; one flagged before gives its story the findings it states now and did not
+before (their followers are sent the story, whoever had it sees it edited).
 
 Each source's poll returns a ``PollResult`` whose value is the outcome, None
 (not modified) or the ``SourceError``: one broken source never stops a tick.
@@ -30,7 +31,7 @@ from bot.stories import (
     ClusterPolicy,
 )
 from classifiers.rules import RuleSet
-from metwatch.edits import Edit, edits_of, reclassified
+from metwatch.edits import Edit, JudgedCopies, added_findings, edits_of, reclassified
 from metwatch.errors import FetchError, SourceError, StoreError
 from metwatch.filing import StoryFiler
 from metwatch.models import (
@@ -123,10 +124,13 @@ class Pipeline:
         )
         #: cluster -> store, with the recent stories in memory.
         self.stories = StoryFiler(store, cluster_policy)
+        #: Copies of stored articles in other feeds, judged already.
+        self.copies = JudgedCopies()
 
     def use_rules(self, rules: RuleSet) -> None:
         """Switch to a new rules version (sources are synced at once)."""
         self.rules = rules
+        self.copies.clear()  # judged by the old rules
         self.sync_sources()
 
     def sync_sources(self) -> None:
@@ -186,11 +190,14 @@ class Pipeline:
             wait_hint = _longest(fetched.wait_hint, read.refresh_hint)
             gap = await self._gap(spec, state, read.items, found.new, now, wait_hint)
             new_items = await self.full_text.fill(found.new, read.teasers)
-            edits = edits_of(found, read.teasers)
+            edits = edits_of(found, read.teasers) + self.copies.to_judge(
+                found.copies, read.teasers
+            )
             classified, prepared = await self._classify([*new_items, *reclassified(edits)])
             outcome = await self._off_loop(
                 self._store_classified, spec, classified, prepared, now, edits
             )
+            self.copies.judged(edits)
         except asyncio.CancelledError:
             # Shutting down mid-poll: hand the claim back so a restart polls it at once.
             # Nothing of this poll was stored, so nothing is lost.
@@ -249,10 +256,12 @@ class Pipeline:
         """
         now = self.clock()
         found = self._sort([normalise(e, spec, now) for e in entries])
-        edits = edits_of(found, {})
+        edits = edits_of(found, {}) + self.copies.to_judge(found.copies, {})
         to_classify = [*found.new, *reclassified(edits)]
         verdicts = classify_and_prepare(remember(self.rules), to_classify)
-        return self._store_classified(spec, *_classified(to_classify, verdicts), now, edits)
+        outcome = self._store_classified(spec, *_classified(to_classify, verdicts), now, edits)
+        self.copies.judged(edits)
+        return outcome
 
     async def _gap(
         self, spec: SourceSpec, state: SourceState, items: Sequence[Item], new: Sequence[Item],
@@ -314,28 +323,43 @@ class Pipeline:
     ) -> PollOutcome:
         """cluster -> store with outbox rows, for classified items new to the store
         or edited (``edits``: every stored item whose text changed; those of them
-        classified here were not flagged before)."""
-        edited_ids = {e.store.item.id for e in edits}
-        flagged = [c for c in classified if c.flagged]
-        unflagged = [c.item for c in classified if not c.flagged and c.item.id not in edited_ids]
+        classified here were flagged before or not)."""
+        stored_ids = {e.store.item.id for e in edits}  # none of them is a new item
+        flagged = list(zip([c for c in classified if c.flagged], prepared, strict=True))
+        # Another feed's copy of a stored article is written only if it matches.
+        matching = {c.item.id for c, _ in flagged}
+        edits = [e for e in edits if not e.from_copy or e.store.item.id in matching]
+        edited = {e.store.item.id: e for e in edits}
+        # An edit of a flagged item is in its story already: it only gives it the
+        # findings it states now and did not before.
+        added = [
+            (more, inputs) for c, inputs in flagged
+            if (e := edited.get(c.item.id)) is not None and e.was_flagged
+            and (more := added_findings(c, e)) is not None
+        ]  # fmt: skip
+        to_file = [
+            (c, inputs) for c, inputs in flagged
+            if not ((e := edited.get(c.item.id)) is not None and e.was_flagged)
+        ]  # fmt: skip
+        unflagged = [c.item for c in classified if not c.flagged and c.item.id not in stored_ids]
         # One transaction: the edits, the flagged items with their matches, stories
         # and outbox rows, and the other new items (_sort sorted them: no second look).
-        stories = self.stories.file(
-            list(zip(flagged, prepared, strict=True)), now, with_items=unflagged,
-            edits=[e.store for e in edits],
-        )  # fmt: skip
+        filed = self.stories.file(
+            to_file, now, with_items=unflagged, edits=[e.store for e in edits], added=added
+        )
         # A flagged item not filed (None) is an article stored already: not new.
-        skipped = {c.item.id for c, story in zip(flagged, stories, strict=True) if story is None}
-        flagged = [c for c in flagged if c.item.id not in skipped]
-        for c in flagged:
+        filed_in = zip(to_file, filed.stories, strict=True)
+        skipped = {c.item.id for (c, _), story in filed_in if story is None}
+        reported_flagged = [c for c, _ in to_file if c.item.id not in skipped] + filed.added
+        for c in reported_flagged:
             for m in c.matches:
                 log.info(
                     "match %s item=%s source=%s", m.finding_id, c.item.id, spec.id,
                     extra={"event": "match", "finding": m.finding_id, "item": c.item.id},
                 )  # fmt: skip
         reported = tuple(NewItem(c.item.id, c.item.title, c.item.url) for c in classified
-                         if c.item.id not in skipped and c.item.id not in edited_ids)  # fmt: skip
-        return PollOutcome(spec.id, True, reported, tuple(flagged))
+                         if c.item.id not in skipped and c.item.id not in stored_ids)  # fmt: skip
+        return PollOutcome(spec.id, True, reported, tuple(reported_flagged))
 
     async def _record_failure(self, spec: SourceSpec, state: SourceState, e: SourceError) -> None:
         now = self.clock()

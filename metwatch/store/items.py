@@ -6,13 +6,13 @@ so a crash between storing and classifying cannot lose an alert.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func
+from sqlalchemy import Connection, Table, bindparam, exists, func
 from sqlmodel import col, select
 
 from metwatch.models import Item
@@ -23,6 +23,10 @@ ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
 _MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
 #: Values per IN (...) look-up.
 LOOKUP_CHUNK = 1000
+#: Stored items with no match (the ``url`` look-up is added by the caller).
+_UNFLAGGED_BY_URL = select(ITEMS.c.id, ITEMS.c.url, ITEMS.c.content_hash).where(
+    ~exists().where(_MATCHES.c.item_id == ITEMS.c.id)
+)
 #: An item's text after an edit at the source (executed with ``_edit_values``).
 _EDIT_ITEM = (
     ITEMS.update()
@@ -55,15 +59,18 @@ class ItemStore(StoreBase):
         An item is not new when its id is known, or when another source already
         gave an item with the same canonical link (the same article in two feeds).
         A known item whose text changed is an edit (an edited title is no new
-        item). Two IN queries per feed, not two lookups per item; a third, over
-        the edited ones only, tells which of them were flagged.
+        item). An item under another id whose article is stored, not flagged and
+        with other text, is a copy: the caller may judge its text too. Two IN
+        queries per feed, not two lookups per item; a third, over the edited ones
+        only, tells which of them were flagged, and for what; a fourth, over the
+        copies only, which of their articles were not.
         """
         items = list(items)
         if not items:
             return SortedItems()
         new: list[Item] = []
         edited: list[Item] = []
-        flagged: set[str] = set()
+        matched: dict[str, set[str]] = {}
         with self._connection() as s:
             # Ids and hashes only: most of a feed is known, and its text is not needed.
             known: dict[str, str] = {}
@@ -74,7 +81,9 @@ class ItemStore(StoreBase):
                         select(ITEMS.c.id, ITEMS.c.content_hash).where(ITEMS.c.id.in_(ids))
                     )
                 )  # fmt: skip
-            seen_urls = _stored_urls(s, [i.url for i in items if i.url])
+            stored_urls = _stored_urls(s, [i.url for i in items if i.url])
+            seen_urls = set(stored_urls)
+            other_copies: list[Item] = []
             for item in items:
                 if item.id in known:
                     if known[item.id] != item.content_hash:
@@ -83,13 +92,22 @@ class ItemStore(StoreBase):
                     new.append(item)
                     if item.url:
                         seen_urls.add(item.url)
+                elif item.url in stored_urls:
+                    other_copies.append(item)
+            # (A copy of an article this feed lists under its own id is the feed's
+            # repeat, not another feed's version.)
+            copies = tuple(
+                c for c in _copies_of_unflagged(s, other_copies) if c.stored_id not in known
+            )
             for ids in _chunks([i.id for i in edited]):
-                flagged.update(
-                    s.execute(select(_MATCHES.c.item_id).where(_MATCHES.c.item_id.in_(ids)))
-                    .scalars()
-                )  # fmt: skip
-        return SortedItems(tuple(new), tuple(edited),
-                           tuple(i for i in edited if i.id not in flagged))  # fmt: skip
+                for item_id, finding_id in s.execute(
+                    select(_MATCHES.c.item_id, _MATCHES.c.finding_id)
+                    .where(_MATCHES.c.item_id.in_(ids))
+                ):  # fmt: skip
+                    matched.setdefault(item_id, set()).add(finding_id)
+        return SortedItems(
+            tuple(new), tuple(edited), {k: frozenset(v) for k, v in matched.items()}, copies
+        )
 
     def has_items_from(self, source_id: str) -> bool:
         """Whether any stored item came first from this source."""
@@ -155,9 +173,26 @@ class SortedItems:
     new: tuple[Item, ...] = ()
     #: Stored, with other text at the source now: to be written with the poll.
     edited: tuple[Item, ...] = ()
-    #: The edited items that were not flagged: their new text may be (a stub
-    #: published first and written up later), so they are classified again.
-    unflagged_edits: tuple[Item, ...] = ()
+    #: The findings (and topic-only matches) each flagged edited item is stored
+    #: with; an edited item absent here was not flagged.
+    matched: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    #: Items under another id whose article (canonical link) is stored, not
+    #: flagged, with other text: a fuller copy in another feed may match.
+    copies: tuple[Copy, ...] = ()
+
+    @property
+    def unflagged_edits(self) -> tuple[Item, ...]:
+        """The edited items that were not flagged."""
+        return tuple(i for i in self.edited if i.id not in self.matched)
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """Another feed's entry for an article stored under ``stored_id``."""
+
+    item: Item
+    stored_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +220,19 @@ def insert_new_items(s: Connection, upsert: Any, items: Sequence[Item], now: dat
     rows = [item_values(i, now) for i in items if not (i.url and i.url in stored)]
     if rows:
         s.execute(upsert, rows)
+
+
+def _copies_of_unflagged(s: Connection, items: Sequence[Item]) -> tuple[Copy, ...]:
+    """Of ``items`` (each with a link stored under another id), those whose stored
+    article is not flagged and has other text than theirs."""
+    stored: dict[str, tuple[str, str]] = {}
+    for urls in _chunks(sorted({i.url for i in items if i.url})):
+        for row in s.execute(_UNFLAGGED_BY_URL.where(ITEMS.c.url.in_(urls))):
+            stored.setdefault(row.url, (row.id, row.content_hash))
+    return tuple(
+        Copy(i, found[0]) for i in items
+        if i.url and (found := stored.get(i.url)) is not None and found[1] != i.content_hash
+    )  # fmt: skip
 
 
 def _stored_urls(s: Connection, urls: Sequence[str]) -> set[str]:

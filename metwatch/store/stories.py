@@ -106,6 +106,13 @@ _STORED_COPY = (
 )
 #: The story an item is filed under, if it is.
 _FILED = select(_STORY_ITEMS.c.story_id).where(_STORY_ITEMS.c.item_id == bindparam("item_id"))
+#: The findings (and topic-only matches) an item is stored with.
+_ITEM_FINDINGS = select(_MATCHES.c.finding_id).where(_MATCHES.c.item_id == bindparam("item_id"))
+_SET_FINGERPRINT = (
+    ITEMS.update()
+    .where(ITEMS.c.id == bindparam("item_id"))
+    .values(fingerprint=bindparam("new_fingerprint"))
+)
 _RAISE_REVISION = (
     _STORIES.update()
     .where(_STORIES.c.id == bindparam("story_id"))
@@ -188,6 +195,30 @@ class StoryFiling:
         s.execute(_JOIN_STORY, {"story_id": story, "item_id": item.id, "copy_of": copy_of})
         store._enqueue(s, story, revision, now)
         return story
+
+    def add_findings(self, classified: Classified, fingerprint: str) -> Classified | None:
+        """Give an item filed already (edited at the source) those of
+        ``classified``'s matches it is not stored with, and owe its story's new
+        revision to the story's followers: followers of a new finding are sent
+        the story, chats that have it see it edited. Returns the item with the
+        matches added (None: none was new, or the item is in no story).
+
+        The item's fingerprint follows its new text, for later clustering.
+        """
+        s, item = self._s, classified.item
+        story_id = s.execute(_FILED, {"item_id": item.id}).scalar_one_or_none()
+        if story_id is None:
+            return None
+        # Read again in this transaction: another instance may have given them.
+        stored = set(s.execute(_ITEM_FINDINGS, {"item_id": item.id}).scalars())
+        new = tuple(m for m in classified.matches if m.finding_id not in stored)
+        if not new:
+            return None
+        s.execute(_MATCHES.insert(), [_match_values(item.id, m) for m in new])
+        s.execute(_SET_FINGERPRINT, {"item_id": item.id, "new_fingerprint": fingerprint})
+        revision = s.execute(_RAISE_REVISION, {"story_id": story_id, "now": self._now})
+        self._store._enqueue(s, story_id, revision.scalar_one(), self._now)
+        return Classified(item, new)
 
     def insert_items(self, items: Sequence[Item], *, edits: Sequence[ItemEdit] = ()) -> None:
         """``ItemStore.insert_items``, in this transaction."""

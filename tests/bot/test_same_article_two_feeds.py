@@ -1,6 +1,8 @@
 """The same flagged article in two feeds (same canonical link, other GUIDs) is
 stored once, in one story, owed once: the copy stored first wins, as for items
-that are not flagged.
+that are not flagged. A later copy with other text, of an article stored but not
+flagged, is judged (once per text): if it matches, the stored article takes its
+text and is filed.
 
 Both polls find the article new before either stores it (one tick, or two
 instances at once); the second is then skipped inside the filing transaction.
@@ -9,10 +11,11 @@ instances at once); the second is then skipped inside the filing transaction.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -164,3 +167,86 @@ def test_a_flagged_copy_of_an_article_stored_unflagged_is_not_filed(
     with store.engine.connect() as c:
         assert c.execute(select(func.count()).select_from(StoryItemRow)).scalar_one() == 0
         assert c.execute(select(func.count()).select_from(DeliveryRow)).scalar_one() == 0
+
+
+def _count_classified(pipeline: Pipeline) -> list[str]:
+    """The ids of the items ``pipeline`` classifies from now on, as they are classified."""
+    classified: list[str] = []
+    offload = pipeline.offload
+
+    async def counting(fn: Any, rules: Any, items: Sequence[Item]) -> Any:
+        classified.extend(i.id for i in items)
+        return await offload(fn, rules, items)
+
+    pipeline.offload = counting
+    return classified
+
+
+async def test_a_fuller_copy_in_another_feed_of_an_article_stored_unflagged_alerts_once(
+    url: str, stores: list[SqlStore], tmp_path: Path
+) -> None:
+    """A feed lists the article with a line of text (not flagged, stored first);
+    another lists it in full, under its own GUID: its text is judged, and the
+    stored article takes it and is filed, once."""
+    brief = FeedItem(title="A report", guid="brief", link=LINK, description="Read more inside.")
+    with FeedServer() as server:
+        server.serve("/brief.xml", rss([brief]))
+        server.serve("/full.xml", rss([]))
+        async with httpx.AsyncClient(timeout=2) as client:
+            stores.append(open_store(url))
+            store = stores[0]
+            urls = {"brief": server.url("/brief.xml"), "full": server.url("/full.xml")}
+            pipeline = _pipeline(store, tmp_path, client, urls)
+            classified = _count_classified(pipeline)
+            await pipeline.tick(everything=True)
+            [stored] = store.iter_items()
+            assert store.recent_stories(10) == []
+
+            server.serve("/full.xml", rss([_copy(1)]))
+            results = {r.source_id: r.value for r in await pipeline.tick(everything=True)}
+
+            full = results["full"]
+            assert isinstance(full, PollOutcome)
+            assert full.new_items == ()  # the article is not new: the stored one took the text
+            [flagged] = full.flagged
+            assert flagged.item.id == stored.id
+            assert _stored_once(store)
+            [item] = store.iter_items()
+            assert (item.id, item.title, item.source_id) == (stored.id, HEADLINE, "brief")
+
+            # Polled again: the article is flagged now, so its copy is not judged again;
+            # the brief feed's own entry, now an edit of the stored text, is classified
+            # again as a flagged item's edit, and states nothing new: no one is told.
+            classified.clear()
+            await pipeline.tick(everything=True)
+            assert classified == [stored.id]
+            _stored_once(store)
+
+
+async def test_a_copy_that_does_not_match_is_judged_once_while_its_text_stays(
+    db_url: str, tmp_path: Path
+) -> None:
+    brief = FeedItem(title="A report", guid="brief", link=LINK, description="Read more inside.")
+    other = FeedItem(title="A report, in brief", guid="other", link=f"{LINK}?utm_source=x",
+                     description="Still no details.")  # fmt: skip
+    with FeedServer() as server:
+        server.serve("/brief.xml", rss([brief]))
+        server.serve("/other.xml", rss([]))
+        async with httpx.AsyncClient(timeout=2) as client:
+            store = open_store(db_url)
+            urls = {"brief": server.url("/brief.xml"), "other": server.url("/other.xml")}
+            pipeline = _pipeline(store, tmp_path, client, urls)
+            await pipeline.tick(everything=True)
+            [stored] = store.iter_items()
+            classified = _count_classified(pipeline)
+            server.serve("/other.xml", rss([other]))
+            for _ in range(3):
+                await pipeline.tick(everything=True)
+            assert classified == [stored.id]  # judged at the first poll only
+            pipeline.use_rules(pipeline.rules)  # new rules may see it otherwise
+            await pipeline.tick(everything=True)
+            assert classified == [stored.id, stored.id]
+            store.engine.dispose()
+
+    [item] = store.iter_items()
+    assert (item.id, item.title) == (stored.id, "A report")  # not written: it did not match
