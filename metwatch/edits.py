@@ -4,9 +4,9 @@ are classified again, and what a new verdict adds.
 A stub written up later may match now (an item not flagged before is filed like
 a new one), or state a finding it did not (an item flagged only on its topic,
 or for one finding, is given the new ones: their followers are owed the story).
-Another feed's copy of a stored article that did not match (under another id,
-with other text: a fuller version) is judged as an edit of it, and written only
-if it matches.
+Another feed's copy of a stored article (under another id, with other text: a
+fuller version) is judged as an edit of it: it files the article if it matches
+and the article did not, and gives its story the findings it states beyond it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from metwatch.models import Classified, Item
-from metwatch.store.items import Copy, ItemEdit, SortedItems
+from metwatch.store.items import ItemEdit, SortedItems
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +24,12 @@ class Edit:
 
     store: ItemEdit
     reclassify: bool
-    #: The findings (and topic-only matches) the item is stored with; empty: not flagged.
+    #: The findings and topics the item is stored with matches of; empty: not flagged.
     matched_before: frozenset[str] = frozenset()
-    #: Another feed's copy of the stored article, under the stored id: written
-    #: only if it matches (its text then stands for the article's).
+    #: Another feed's copy of the stored article, under the stored id. If the
+    #: article was not flagged, the copy's text is written only if it matches
+    #: (it then stands for the article's); if it was, it gives the article's
+    #: story what it states beyond it, and its text is not written.
     from_copy: bool = False
 
     @property
@@ -52,34 +54,43 @@ def edits_of(found: SortedItems, teasers: Mapping[str, object]) -> list[Edit]:
 class JudgedCopies:
     """Copies of stored articles that did not match, by their text: a feed lists
     its copy at every poll, and the same text is not classified again. Forgotten
-    oldest first past ``capacity``, and all at once when the rules change."""
+    oldest first past ``capacity``, and all at once when the rules change. Kept in
+    memory: a restart judges each copy once more."""
 
     def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
         self._judged: dict[tuple[str, str], None] = {}
+        #: The rules the remembered verdicts were given by.
+        self._rules: object = None
 
-    def to_judge(self, copies: Sequence[Copy], teasers: Mapping[str, object]) -> list[Edit]:
-        """The copies to classify, as edits of the stored article: not a teaser
-        (the stored article's text is its page's), not judged with this text,
-        one per stored article."""
+    def to_judge(
+        self, found: SortedItems, teasers: Mapping[str, object], rules: object
+    ) -> list[Edit]:
+        """The copies for ``rules`` to classify, as edits of the stored article: not
+        a teaser (the stored article's text is its page's), not judged with this
+        text by these rules, one per stored article."""
+        if rules is not self._rules:  # the rules changed: judge everything again
+            self._judged.clear()
+            self._rules = rules
         wanted: dict[str, Edit] = {}
-        for c in copies:
+        for c in found.copies:
             if c.item.id in teasers or (c.stored_id, c.item.content_hash) in self._judged:
                 continue
-            as_stored = replace(c.item, id=c.stored_id)
-            wanted.setdefault(c.stored_id, Edit(ItemEdit(as_stored), True, from_copy=True))
+            as_stored = ItemEdit(replace(c.item, id=c.stored_id), keep_hash=True)
+            before = found.matched.get(c.stored_id, frozenset())
+            wanted.setdefault(c.stored_id, Edit(as_stored, True, before, from_copy=True))
         return list(wanted.values())
 
-    def judged(self, edits: Sequence[Edit]) -> None:
-        """Remember these copies' text as judged (once their verdict is stored)."""
+    def judged(self, edits: Sequence[Edit], rules: object) -> None:
+        """Remember these copies' text as judged by ``rules``, once their verdict is
+        stored (not if the rules changed meanwhile: the new ones judge again)."""
+        if rules is not self._rules:
+            return
         for e in edits:
             if e.from_copy:
                 self._judged[e.store.item.id, e.store.item.content_hash] = None
         while len(self._judged) > self.capacity:
             del self._judged[next(iter(self._judged))]
-
-    def clear(self) -> None:
-        self._judged.clear()
 
 
 def reclassified(edits: Sequence[Edit]) -> list[Item]:
@@ -89,7 +100,7 @@ def reclassified(edits: Sequence[Edit]) -> list[Item]:
 
 def added_findings(classified: Classified, edit: Edit) -> Classified | None:
     """A flagged item's new verdict after an edit, cut to the matches it was not
-    stored with (None: nothing new). A topic-only match the item had already is
-    not new; a finding in that topic is."""
+    stored with (None: nothing new). A finding is new if the item had no match
+    of it; a topic-only match if the item had no match in that topic."""
     new = tuple(m for m in classified.matches if m.finding_id not in edit.matched_before)
     return replace(classified, matches=new) if new else None

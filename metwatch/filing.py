@@ -64,13 +64,14 @@ class StoryFiler:
     def file(
         self, flagged: Sequence[tuple[Classified, StoryInputs]], now: datetime,
         *, with_items: Sequence[Item] = (), edits: Sequence[ItemEdit] = (),
-        added: Sequence[tuple[Classified, StoryInputs]] = (),
+        added: Sequence[tuple[Classified, Fingerprint | None]] = (),
     ) -> Filed:  # fmt: skip
         """File each flagged item under a recent story about the same event, or a
         new one (with its summary), in order; ``with_items`` (a poll's other new
         items) are stored, ``edits`` (its stored items' new text) written and
-        ``added`` (findings that edited items, filed already, state now) given to
-        their stories, in the same transaction.
+        ``added`` (findings that edited items, filed already, state now, with the
+        fingerprint of their new text if it is written) given to their stories,
+        in the same transaction.
 
         Optimistic: the decisions are made on the index as it stands, and written
         only if the stories' change count is still the one the index is in step
@@ -79,6 +80,8 @@ class StoryFiler:
         if not flagged and not added:
             self.store.insert_items(with_items, now, edits=edits)  # no change to count
             return Filed([], [])
+        # A story older than an item could join tells no one of an edit's findings.
+        window = now - timedelta(days=self.policy.window_days)
         for attempt in range(1, CLUSTER_ATTEMPTS + 1):
             seen = self._in_step if self._in_step is not None else self.sync()
             try:
@@ -89,13 +92,17 @@ class StoryFiler:
                     filing.insert_items(with_items, edits=edits)
                     decisions = [self._file_one(filing, c, inputs, now) for c, inputs in flagged]
                     given = [
-                        a for c, (fp, _) in added
-                        if (a := filing.add_findings(c, fp.to_json())) is not None
+                        a for c, fp in added
+                        if (a := filing.add_findings(c, _json(fp), tell_since=window))
+                        is not None
                     ]  # fmt: skip
                 break
             except StoriesChanged:
                 self._in_step = None
-                log.info("stories changed while filing %d items; deciding again", len(flagged))
+                log.info(
+                    "stories changed while filing %d items; deciding again",
+                    len(flagged) + len(added),
+                )
             except BaseException:
                 # The index may hold members whose transaction was rolled back.
                 self.index = StoryIndex(capacity=STORY_CANDIDATES)
@@ -173,3 +180,7 @@ def _fingerprint(member: StoryMember) -> Fingerprint:
         except ValueError:
             pass
     return fingerprint(member.text)
+
+
+def _json(fp: Fingerprint | None) -> str | None:
+    return fp.to_json() if fp is not None else None

@@ -130,7 +130,6 @@ class Pipeline:
     def use_rules(self, rules: RuleSet) -> None:
         """Switch to a new rules version (sources are synced at once)."""
         self.rules = rules
-        self.copies.clear()  # judged by the old rules
         self.sync_sources()
 
     def sync_sources(self) -> None:
@@ -190,14 +189,14 @@ class Pipeline:
             wait_hint = _longest(fetched.wait_hint, read.refresh_hint)
             gap = await self._gap(spec, state, read.items, found.new, now, wait_hint)
             new_items = await self.full_text.fill(found.new, read.teasers)
-            edits = edits_of(found, read.teasers) + self.copies.to_judge(
-                found.copies, read.teasers
-            )
+            rules = self.rules  # (what _classify uses: no await in between)
+            edits = edits_of(found, read.teasers)
+            edits += self.copies.to_judge(found, read.teasers, rules)
             classified, prepared = await self._classify([*new_items, *reclassified(edits)])
             outcome = await self._off_loop(
                 self._store_classified, spec, classified, prepared, now, edits
             )
-            self.copies.judged(edits)
+            self.copies.judged(edits, rules)
         except asyncio.CancelledError:
             # Shutting down mid-poll: hand the claim back so a restart polls it at once.
             # Nothing of this poll was stored, so nothing is lost.
@@ -256,11 +255,12 @@ class Pipeline:
         """
         now = self.clock()
         found = self._sort([normalise(e, spec, now) for e in entries])
-        edits = edits_of(found, {}) + self.copies.to_judge(found.copies, {})
+        rules = self.rules
+        edits = edits_of(found, {}) + self.copies.to_judge(found, {}, rules)
         to_classify = [*found.new, *reclassified(edits)]
-        verdicts = classify_and_prepare(remember(self.rules), to_classify)
+        verdicts = classify_and_prepare(remember(rules), to_classify)
         outcome = self._store_classified(spec, *_classified(to_classify, verdicts), now, edits)
-        self.copies.judged(edits)
+        self.copies.judged(edits, rules)
         return outcome
 
     async def _gap(
@@ -324,16 +324,20 @@ class Pipeline:
         """cluster -> store with outbox rows, for classified items new to the store
         or edited (``edits``: every stored item whose text changed; those of them
         classified here were flagged before or not)."""
-        stored_ids = {e.store.item.id for e in edits}  # none of them is a new item
+        edited = {e.store.item.id: e for e in edits}  # none of them is a new item
         flagged = list(zip([c for c in classified if c.flagged], prepared, strict=True))
-        # Another feed's copy of a stored article is written only if it matches.
+        # Another feed's copy of a stored article is written only if it matches,
+        # and the article did not (it is filed with the copy's text).
         matching = {c.item.id for c, _ in flagged}
-        edits = [e for e in edits if not e.from_copy or e.store.item.id in matching]
-        edited = {e.store.item.id: e for e in edits}
-        # An edit of a flagged item is in its story already: it only gives it the
-        # findings it states now and did not before.
+        written = [
+            e.store for e in edits
+            if not e.from_copy or (e.store.item.id in matching and not e.was_flagged)
+        ]  # fmt: skip
+        # An edit (or copy) of a flagged item is in its story already: it only
+        # gives it the findings it states now and the item did not before.
+        # (A copy's fingerprint is not the article's: its text is not written.)
         added = [
-            (more, inputs) for c, inputs in flagged
+            (more, None if e.from_copy else fp) for c, (fp, _) in flagged
             if (e := edited.get(c.item.id)) is not None and e.was_flagged
             and (more := added_findings(c, e)) is not None
         ]  # fmt: skip
@@ -341,12 +345,10 @@ class Pipeline:
             (c, inputs) for c, inputs in flagged
             if not ((e := edited.get(c.item.id)) is not None and e.was_flagged)
         ]  # fmt: skip
-        unflagged = [c.item for c in classified if not c.flagged and c.item.id not in stored_ids]
+        unflagged = [c.item for c in classified if not c.flagged and c.item.id not in edited]
         # One transaction: the edits, the flagged items with their matches, stories
         # and outbox rows, and the other new items (_sort sorted them: no second look).
-        filed = self.stories.file(
-            to_file, now, with_items=unflagged, edits=[e.store for e in edits], added=added
-        )
+        filed = self.stories.file(to_file, now, with_items=unflagged, edits=written, added=added)
         # A flagged item not filed (None) is an article stored already: not new.
         filed_in = zip(to_file, filed.stories, strict=True)
         skipped = {c.item.id for (c, _), story in filed_in if story is None}
@@ -358,7 +360,7 @@ class Pipeline:
                     extra={"event": "match", "finding": m.finding_id, "item": c.item.id},
                 )  # fmt: skip
         reported = tuple(NewItem(c.item.id, c.item.title, c.item.url) for c in classified
-                         if c.item.id not in skipped and c.item.id not in stored_ids)  # fmt: skip
+                         if c.item.id not in skipped and c.item.id not in edited)  # fmt: skip
         return PollOutcome(spec.id, True, reported, tuple(reported_flagged))
 
     async def _record_failure(self, spec: SourceSpec, state: SourceState, e: SourceError) -> None:

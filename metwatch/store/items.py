@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, exists, func
+from sqlalchemy import Connection, Table, bindparam, func
 from sqlmodel import col, select
 
 from metwatch.models import Item
@@ -23,10 +23,8 @@ ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
 _MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
 #: Values per IN (...) look-up.
 LOOKUP_CHUNK = 1000
-#: Stored items with no match (the ``url`` look-up is added by the caller).
-_UNFLAGGED_BY_URL = select(ITEMS.c.id, ITEMS.c.url, ITEMS.c.content_hash).where(
-    ~exists().where(_MATCHES.c.item_id == ITEMS.c.id)
-)
+#: Stored items (the ``url`` look-up is added by the caller).
+_STORED_BY_URL = select(ITEMS.c.id, ITEMS.c.url, ITEMS.c.content_hash)
 #: An item's text after an edit at the source (executed with ``_edit_values``).
 _EDIT_ITEM = (
     ITEMS.update()
@@ -35,7 +33,7 @@ _EDIT_ITEM = (
         title=bindparam("new_title"), summary=bindparam("new_summary"),
         # None: the stored body stays (the article's text, fetched for a teaser).
         body=func.coalesce(bindparam("new_body"), ITEMS.c.body),
-        content_hash=bindparam("new_hash"),
+        content_hash=func.coalesce(bindparam("new_hash"), ITEMS.c.content_hash),
     )
 )  # fmt: skip
 
@@ -59,11 +57,11 @@ class ItemStore(StoreBase):
         An item is not new when its id is known, or when another source already
         gave an item with the same canonical link (the same article in two feeds).
         A known item whose text changed is an edit (an edited title is no new
-        item). An item under another id whose article is stored, not flagged and
-        with other text, is a copy: the caller may judge its text too. Two IN
-        queries per feed, not two lookups per item; a third, over the edited ones
-        only, tells which of them were flagged, and for what; a fourth, over the
-        copies only, which of their articles were not.
+        item). An item under another id whose article is stored with other text
+        is a copy: the caller may judge its text too. Two IN queries per feed,
+        not two lookups per item; a third, over the copies only, finds their
+        stored articles; a fourth, over the edited items and those articles,
+        tells which of them were flagged, and for what.
         """
         items = list(items)
         if not items:
@@ -96,15 +94,13 @@ class ItemStore(StoreBase):
                     other_copies.append(item)
             # (A copy of an article this feed lists under its own id is the feed's
             # repeat, not another feed's version.)
-            copies = tuple(
-                c for c in _copies_of_unflagged(s, other_copies) if c.stored_id not in known
-            )
-            for ids in _chunks([i.id for i in edited]):
-                for item_id, finding_id in s.execute(
-                    select(_MATCHES.c.item_id, _MATCHES.c.finding_id)
+            copies = tuple(c for c in _copies(s, other_copies) if c.stored_id not in known)
+            for ids in _chunks([i.id for i in edited] + [c.stored_id for c in copies]):
+                for item_id, finding_id, topic_id in s.execute(
+                    select(_MATCHES.c.item_id, _MATCHES.c.finding_id, _MATCHES.c.topic_id)
                     .where(_MATCHES.c.item_id.in_(ids))
                 ):  # fmt: skip
-                    matched.setdefault(item_id, set()).add(finding_id)
+                    matched.setdefault(item_id, set()).update((finding_id, topic_id))
         return SortedItems(
             tuple(new), tuple(edited), {k: frozenset(v) for k, v in matched.items()}, copies
         )
@@ -173,12 +169,13 @@ class SortedItems:
     new: tuple[Item, ...] = ()
     #: Stored, with other text at the source now: to be written with the poll.
     edited: tuple[Item, ...] = ()
-    #: The findings (and topic-only matches) each flagged edited item is stored
-    #: with; an edited item absent here was not flagged.
+    #: The ids each flagged edited item (or copy's stored article) is stored with
+    #: a match of: its findings and their topics (a topic-only match's id is its
+    #: topic's). One absent here was not flagged.
     matched: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
-    #: Items under another id whose article (canonical link) is stored, not
-    #: flagged, with other text: a fuller copy in another feed may match.
+    #: Items under another id whose article (canonical link) is stored with
+    #: other text: another feed's fuller version may match, or state more.
     copies: tuple[Copy, ...] = ()
 
     @property
@@ -203,12 +200,16 @@ class ItemEdit:
     #: Keep the stored body: the entry is a teaser, and the body stored for it is
     #: its article's text (fetched once, when it was new), not the feed's.
     keep_body: bool = False
+    #: Keep the stored content hash: the text is another feed's copy, and the
+    #: hash stays that of the item's own entry, so that entry, unchanged, is
+    #: not an edit at its next poll (which would write its shorter text back).
+    keep_hash: bool = False
 
 
 def apply_edits(s: Connection, edits: Sequence[ItemEdit]) -> None:
     """Write the source's new text of stored items, within the transaction ``s``."""
     if edits:
-        s.execute(_EDIT_ITEM, [_edit_values(e.item, e.keep_body) for e in edits])
+        s.execute(_EDIT_ITEM, [_edit_values(e) for e in edits])
 
 
 def insert_new_items(s: Connection, upsert: Any, items: Sequence[Item], now: datetime) -> None:
@@ -222,12 +223,12 @@ def insert_new_items(s: Connection, upsert: Any, items: Sequence[Item], now: dat
         s.execute(upsert, rows)
 
 
-def _copies_of_unflagged(s: Connection, items: Sequence[Item]) -> tuple[Copy, ...]:
+def _copies(s: Connection, items: Sequence[Item]) -> tuple[Copy, ...]:
     """Of ``items`` (each with a link stored under another id), those whose stored
-    article is not flagged and has other text than theirs."""
+    article has other text than theirs."""
     stored: dict[str, tuple[str, str]] = {}
     for urls in _chunks(sorted({i.url for i in items if i.url})):
-        for row in s.execute(_UNFLAGGED_BY_URL.where(ITEMS.c.url.in_(urls))):
+        for row in s.execute(_STORED_BY_URL.where(ITEMS.c.url.in_(urls))):
             stored.setdefault(row.url, (row.id, row.content_hash))
     return tuple(
         Copy(i, found[0]) for i in items
@@ -264,8 +265,10 @@ def _item(row: ItemRow) -> Item:
     )  # fmt: skip
 
 
-def _edit_values(item: Item, keep_body: bool) -> dict[str, object]:
+def _edit_values(edit: ItemEdit) -> dict[str, object]:
+    item = edit.item
     return {
         "item_id": item.id, "new_title": item.title, "new_summary": item.summary,
-        "new_body": None if keep_body else item.body, "new_hash": item.content_hash,
+        "new_body": None if edit.keep_body else item.body,
+        "new_hash": None if edit.keep_hash else item.content_hash,
     }  # fmt: skip

@@ -106,8 +106,11 @@ _STORED_COPY = (
 )
 #: The story an item is filed under, if it is.
 _FILED = select(_STORY_ITEMS.c.story_id).where(_STORY_ITEMS.c.item_id == bindparam("item_id"))
-#: The findings (and topic-only matches) an item is stored with.
-_ITEM_FINDINGS = select(_MATCHES.c.finding_id).where(_MATCHES.c.item_id == bindparam("item_id"))
+#: The findings and topics an item is stored with matches of.
+_ITEM_TARGETS = select(_MATCHES.c.finding_id, _MATCHES.c.topic_id).where(
+    _MATCHES.c.item_id == bindparam("item_id")
+)
+_FIRST_SEEN = select(_STORIES.c.first_seen).where(_STORIES.c.id == bindparam("story_id"))
 _SET_FINGERPRINT = (
     ITEMS.update()
     .where(ITEMS.c.id == bindparam("item_id"))
@@ -179,9 +182,12 @@ class StoryFiling:
             )  # fmt: skip
             return None
         if s.execute(_FILED, {"item_id": item.id}).first() is not None:
-            # Filed already (another poll of this tick classified the same edited
-            # item): its alert is owed once.
+            # Filed already: another poll of this tick (or another instance) found
+            # the same stored item unflagged and filed it, from its own feed's edit
+            # or another feed's copy. Its alert is owed once; what this text
+            # states beyond the other's is given to its story.
             log.info("item %s not filed: it is in a story already", item.id)
+            self.add_findings(classified, fingerprint)
             return None
         # Stored here, with its matches: never one without the other. An item
         # stored already (a replay) only gets its fingerprint.
@@ -196,28 +202,38 @@ class StoryFiling:
         store._enqueue(s, story, revision, now)
         return story
 
-    def add_findings(self, classified: Classified, fingerprint: str) -> Classified | None:
+    def add_findings(
+        self, classified: Classified, fingerprint: str | None, *,
+        tell_since: datetime | None = None,
+    ) -> Classified | None:  # fmt: skip
         """Give an item filed already (edited at the source) those of
         ``classified``'s matches it is not stored with, and owe its story's new
-        revision to the story's followers: followers of a new finding are sent
-        the story, chats that have it see it edited. Returns the item with the
-        matches added (None: none was new, or the item is in no story).
+        revision to its followers, as when an item joins it: followers of a new
+        finding are sent the story, chats that have it see it updated. A story
+        first seen before ``tell_since`` (past the clustering window) only gets
+        the matches. Returns the item with the matches added (None: none was
+        new, or the item is in no story).
 
-        The item's fingerprint follows its new text, for later clustering.
+        A finding is new if the item has no match of it; a topic-only match, if
+        the item has no match in that topic. The item's ``fingerprint`` follows
+        its new text, for later clustering (None: its text is not written).
         """
         s, item = self._s, classified.item
         story_id = s.execute(_FILED, {"item_id": item.id}).scalar_one_or_none()
         if story_id is None:
             return None
-        # Read again in this transaction: another instance may have given them.
-        stored = set(s.execute(_ITEM_FINDINGS, {"item_id": item.id}).scalars())
+        # Read again in this transaction: another poll may have given them.
+        stored = {t for row in s.execute(_ITEM_TARGETS, {"item_id": item.id}) for t in row}
         new = tuple(m for m in classified.matches if m.finding_id not in stored)
         if not new:
             return None
         s.execute(_MATCHES.insert(), [_match_values(item.id, m) for m in new])
-        s.execute(_SET_FINGERPRINT, {"item_id": item.id, "new_fingerprint": fingerprint})
-        revision = s.execute(_RAISE_REVISION, {"story_id": story_id, "now": self._now})
-        self._store._enqueue(s, story_id, revision.scalar_one(), self._now)
+        if fingerprint is not None:
+            s.execute(_SET_FINGERPRINT, {"item_id": item.id, "new_fingerprint": fingerprint})
+        first_seen = s.execute(_FIRST_SEEN, {"story_id": story_id}).scalar_one()
+        if tell_since is None or (aware(first_seen) or tell_since) >= tell_since:
+            revision = s.execute(_RAISE_REVISION, {"story_id": story_id, "now": self._now})
+            self._store._enqueue(s, story_id, revision.scalar_one(), self._now)
         return Classified(item, new)
 
     def insert_items(self, items: Sequence[Item], *, edits: Sequence[ItemEdit] = ()) -> None:

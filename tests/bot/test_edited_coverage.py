@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,10 +16,11 @@ from telegram import Bot
 
 from bot.deliver import Deliverer
 from bot.notifier import TelegramNotifier
-from classifiers.rules import load_rules
+from classifiers.rules import RuleSet, load_rules
+from metwatch.models import RawEntry, SourceSpec
 from metwatch.pipeline import Pipeline
-from metwatch.store import open_store
-from metwatch.store.tables import MatchRow
+from metwatch.store import SqlStore, open_store
+from metwatch.store.tables import DeliveryRow, MatchRow
 from tests.rules_for_tests import write_rules
 from tests.support.bot_api import BotApiEmulator
 from tests.support.feed_server import FeedServer
@@ -116,3 +117,58 @@ async def test_a_topic_only_story_written_up_later_reaches_the_findings_follower
     assert bot_api.messages(OTHER_CHAT) == []
     [stored] = store.iter_items()
     assert stored.title == "Met warned sex offenders before visits"
+
+
+SPEC = SourceSpec("feed", "Feed", "feed", "file:", 300)
+TOPIC_ONLY_TEXT = STUB.description or ""
+FINDING_TEXT = "Inspectors found that visits to registered sex offenders were announced in " \
+    "advance by the Metropolitan Police, giving offenders time to hide evidence."  # fmt: skip
+
+
+def _owed(store: SqlStore) -> list[tuple[int, int, int]]:
+    with store.engine.connect() as c:
+        rows = c.execute(
+            select(DeliveryRow.chat_id, DeliveryRow.story_id, DeliveryRow.wanted_revision)
+        )
+        return sorted((chat, story, revision) for chat, story, revision in rows)
+
+
+def test_an_edit_only_on_the_topic_of_a_finding_it_stated_tells_no_one(
+    db_url: str, rules: RuleSet
+) -> None:
+    store = open_store(db_url)
+    store.subscribe(TOPIC_CHAT, ["met-inspection"], NOW)
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
+    first = pipeline.ingest(SPEC, [RawEntry("g", STUB.link, STUB.title, "", FINDING_TEXT, NOW)])
+    assert [m.finding_id for c in first.flagged for m in c.matches] == ["announced-visits"]
+    owed = _owed(store)
+
+    # Cut back to a line on the topic: a topic-only match, in a topic it has a finding in.
+    edit = RawEntry("g", STUB.link, STUB.title, "", TOPIC_ONLY_TEXT, NOW)
+    assert pipeline.ingest(SPEC, [edit]).flagged == ()
+    assert _owed(store) == owed
+    [item] = store.iter_items()
+    assert item.body == TOPIC_ONLY_TEXT  # the text is the source's
+
+
+def test_findings_an_edit_adds_to_a_story_past_the_window_are_kept_and_tell_no_one(
+    db_url: str, rules: RuleSet
+) -> None:
+    """As an item that old would start a new story, not join one: no old story is
+    sent, even to a chat that follows its topic since."""
+    store = open_store(db_url)
+    clock = [NOW]
+    pipeline = Pipeline(store, None, rules, clock=lambda: clock[0])  # type: ignore[arg-type]
+    stub = RawEntry("g", STUB.link, STUB.title, "", TOPIC_ONLY_TEXT, NOW)
+    assert pipeline.ingest(SPEC, [stub]).flagged
+    clock[0] = NOW + timedelta(days=90)
+    store.subscribe(TOPIC_CHAT, ["met-inspection"], clock[0])
+    store.subscribe(FINDING_CHAT, ["announced-visits"], clock[0])
+
+    outcome = pipeline.ingest(SPEC, [replace(stub, content=FINDING_TEXT)])
+
+    assert [m.finding_id for c in outcome.flagged for m in c.matches] == ["announced-visits"]
+    [item] = store.iter_items()
+    assert _findings(pipeline, item.id) == {"met-inspection", "announced-visits"}
+    assert _owed(store) == []
+    assert store.recent_stories(10)[0].revision == 1

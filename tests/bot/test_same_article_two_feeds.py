@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+import metwatch.pipeline as pipeline_module
 from classifiers.rules import RuleSet, load_rules
 from metwatch.models import Classified, Item, PollOutcome, RawEntry, SourceSpec
 from metwatch.pipeline import Pipeline
 from metwatch.store import SqlStore, open_store
 from metwatch.store.items import SortedItems
 from metwatch.store.tables import DeliveryRow, ItemRow, StoryItemRow
+from tests.conftest import RULES_PATH
 from tests.metwatch.test_postgres import pg_url  # noqa: F401 (a fixture)
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer
@@ -113,11 +116,11 @@ async def test_one_tick_stores_a_flagged_article_in_two_feeds_once(
     assert pipeline.stories.index.revision(story_id) == 1
 
 
-def test_instances_filing_the_article_at_once_store_it_once(
+def _racing_instances(
     url: str, stores: list[SqlStore], rules: RuleSet, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Two instances, each with one feed: both find the article new before either
-    files it (the store's look-up waits for the other's), then file at once."""
+) -> list[Pipeline]:
+    """Two instances on ``url`` whose look-ups of what is new or edited each wait
+    for the other's: both sort their feed before either stores it."""
     both_looked = threading.Barrier(2, timeout=10)
     pipelines: list[Pipeline] = []
     for _ in range(2):
@@ -132,6 +135,15 @@ def test_instances_filing_the_article_at_once_store_it_once(
 
         monkeypatch.setattr(store, "sort_items", looked_up)
         pipelines.append(Pipeline(store, None, rules, clock=lambda: NOW))  # type: ignore[arg-type]
+    return pipelines
+
+
+def test_instances_filing_the_article_at_once_store_it_once(
+    url: str, stores: list[SqlStore], rules: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two instances, each with one feed: both find the article new before either
+    files it (the store's look-up waits for the other's), then file at once."""
+    pipelines = _racing_instances(url, stores, rules, monkeypatch)
     stores[0].subscribe(CHAT, [t.id for t in rules.topics], NOW)
 
     def ingest(n: int) -> int:
@@ -214,13 +226,15 @@ async def test_a_fuller_copy_in_another_feed_of_an_article_stored_unflagged_aler
             [item] = store.iter_items()
             assert (item.id, item.title, item.source_id) == (stored.id, HEADLINE, "brief")
 
-            # Polled again: the article is flagged now, so its copy is not judged again;
-            # the brief feed's own entry, now an edit of the stored text, is classified
-            # again as a flagged item's edit, and states nothing new: no one is told.
+            # Polled again: the copy's text was judged, and the brief feed's entry is
+            # unchanged (the stored text is the copy's, the hash still the entry's):
+            # nothing is classified again, no one is told again.
             classified.clear()
             await pipeline.tick(everything=True)
-            assert classified == [stored.id]
+            assert classified == []
             _stored_once(store)
+            [item] = store.iter_items()
+            assert item.title == HEADLINE
 
 
 async def test_a_copy_that_does_not_match_is_judged_once_while_its_text_stays(
@@ -243,10 +257,136 @@ async def test_a_copy_that_does_not_match_is_judged_once_while_its_text_stays(
             for _ in range(3):
                 await pipeline.tick(everything=True)
             assert classified == [stored.id]  # judged at the first poll only
-            pipeline.use_rules(pipeline.rules)  # new rules may see it otherwise
+            # The rules file changes: the new rules may see it otherwise.
+            pipeline.use_rules(load_rules(tmp_path / "watch-rules.yaml"))
             await pipeline.tick(everything=True)
             assert classified == [stored.id, stored.id]
             store.engine.dispose()
 
     [item] = store.iter_items()
     assert (item.id, item.title) == (stored.id, "A report")  # not written: it did not match
+
+
+#: The brief entry's article written up, and another feed's version stating another finding.
+WRITTEN_UP = (
+    "Inspectors found that visits to registered sex offenders were announced in advance "
+    "by the Metropolitan Police, giving offenders time to hide evidence."
+)
+OTHER_VERSION = (
+    "HMICFRS inspectors said one high-risk offender had not been visited by the "
+    "Metropolitan Police since 2017, the report said."
+)
+VISITS_CHAT, UNVISITED_CHAT = 11, 12
+BRIEF = SourceSpec("brief", "Brief", "feed", "file:", 300)
+FULL = SourceSpec("full", "Full", "feed", "file:", 300)
+
+
+def _owed_chats(store: SqlStore) -> set[int]:
+    with store.engine.connect() as c:
+        return set(c.execute(select(DeliveryRow.chat_id)).scalars())
+
+
+def test_an_edit_and_a_copy_of_one_article_at_once_each_give_their_findings(
+    url: str, stores: list[SqlStore], rules: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The article is stored unflagged; then its own feed writes it up (one
+    finding) while another feed lists a version stating another, and two
+    instances sort them before either stores: it is filed once, with both."""
+    first = open_store(url)
+    stores.append(first)
+    first.subscribe(VISITS_CHAT, ["announced-visits"], NOW)
+    first.subscribe(UNVISITED_CHAT, ["unvisited-since-2017"], NOW)
+    brief = RawEntry("brief", LINK, "A report", "Read more inside.", "", NOW)
+    Pipeline(first, None, rules, clock=lambda: NOW).ingest(BRIEF, [brief])  # type: ignore[arg-type]
+    pipelines = _racing_instances(url, stores, rules, monkeypatch)
+    edited = RawEntry("brief", LINK, HEADLINE, "", WRITTEN_UP, NOW)
+    copy = RawEntry("copy-1", f"{LINK}?utm_source=x", HEADLINE, "", OTHER_VERSION, NOW)
+
+    def ingest(n: int) -> None:
+        spec, entry = [(BRIEF, edited), (FULL, copy)][n]
+        pipelines[n].ingest(spec, [entry])
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(ingest, range(2)))
+
+    [story] = first.recent_stories(10)
+    assert [link.url for link in story.links] == [LINK]
+    assert {m.finding_id for m in story.matches} == {"announced-visits", "unvisited-since-2017"}
+    assert _owed_chats(first) == {VISITS_CHAT, UNVISITED_CHAT}
+
+
+def test_a_copy_of_a_flagged_article_gives_its_story_what_it_states_beyond_it(
+    db_url: str, rules: RuleSet
+) -> None:
+    store = open_store(db_url)
+    store.subscribe(VISITS_CHAT, ["announced-visits"], NOW)
+    store.subscribe(UNVISITED_CHAT, ["unvisited-since-2017"], NOW)
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
+    pipeline.ingest(BRIEF, [RawEntry("brief", LINK, HEADLINE, "", WRITTEN_UP, NOW)])
+    [stored] = store.iter_items()
+    assert _owed_chats(store) == {VISITS_CHAT}
+
+    copy = RawEntry("copy-1", f"{LINK}?utm_source=x", HEADLINE, "", OTHER_VERSION, NOW)
+    outcome = pipeline.ingest(FULL, [copy])
+
+    assert outcome.new_items == ()
+    assert [(c.item.id, [m.finding_id for m in c.matches]) for c in outcome.flagged] == [
+        (stored.id, ["unvisited-since-2017"])
+    ]
+    assert _owed_chats(store) == {VISITS_CHAT, UNVISITED_CHAT}
+    [item] = store.iter_items()
+    assert (item.id, item.body) == (stored.id, stored.body)  # its own text stays
+    [story] = store.recent_stories(10)
+    assert story.revision == 2 and [link.url for link in story.links] == [LINK]
+    # Listed again, the copy states nothing new.
+    assert pipeline.ingest(FULL, [copy]).flagged == ()
+    assert store.recent_stories(10)[0].revision == 2
+
+
+def test_the_copys_text_stays_when_the_first_feed_lists_its_entry_unchanged(
+    db_url: str, rules: RuleSet
+) -> None:
+    store = open_store(db_url)
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
+    brief = RawEntry("brief", LINK, "A report", "Read more inside.", "", NOW)
+    copy = RawEntry("copy-1", f"{LINK}?utm_source=x", HEADLINE, "", WRITTEN_UP, NOW)
+    pipeline.ingest(BRIEF, [brief])
+    assert pipeline.ingest(FULL, [copy]).flagged
+
+    for _ in range(2):  # the brief feed's next polls: its entry has not changed
+        outcome = pipeline.ingest(BRIEF, [brief])
+        assert outcome.new_items == () and outcome.flagged == ()
+    [item] = store.iter_items()
+    assert (item.title, item.body) == (HEADLINE, WRITTEN_UP)
+    [story] = store.recent_stories(10)
+    assert [link.title for link in story.links] == [HEADLINE]
+
+    # A real edit of the brief entry is still taken.
+    pipeline.ingest(BRIEF, [replace(brief, title="A report (corrected)")])
+    [item] = store.iter_items()
+    assert item.title == "A report (corrected)"
+
+
+def test_copies_judged_while_the_rules_change_are_judged_again_by_the_new_rules(
+    db_url: str, rules: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(db_url)
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
+    pipeline.ingest(BRIEF, [RawEntry("brief", LINK, "A report", "Read more inside.", "", NOW)])
+    copy = RawEntry("copy-1", f"{LINK}?utm_source=x", "A report", "Still no details.", "", NOW)
+    judged_by: list[object] = []
+    classify = pipeline_module.classify_and_prepare
+
+    def reloading(rules_: Any, items: Sequence[Item]) -> Any:
+        if items:
+            judged_by.append(pipeline.rules)
+            if len(judged_by) == 1:  # the rules file changes while this copy is judged
+                pipeline.use_rules(load_rules(RULES_PATH))
+        return classify(rules_, items)
+
+    monkeypatch.setattr(pipeline_module, "classify_and_prepare", reloading)
+    for _ in range(3):
+        pipeline.ingest(FULL, [copy])
+
+    assert len(judged_by) == 2  # by the old rules, then once by the new ones
+    assert judged_by[1] is pipeline.rules
