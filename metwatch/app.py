@@ -1,7 +1,8 @@
 """Composition root: Settings -> store, rules, fetcher, pipeline, notifier, bot, scheduler.
 
 ``Service`` owns the long-running parts of ``metwatch run``: one APScheduler
-job polls due sources and then drains the outbox; a second job drains the
+job starts polling the due sources (the polls run on in the background, then
+drain the outbox), so a slow source delays no other; a second job drains the
 outbox on its own (retries); the PTB Application (when a token is set)
 answers commands. Without a token, alerts go to the console and a built-in
 console subscriber follows every topic.
@@ -140,6 +141,8 @@ class Service:
         self.reloader = RulesReloader(
             settings.rules_path, self.rules, self._use_rules, self.alert_admins
         )
+        #: Ticks' polls still running (``tick``).
+        self._batches: set[asyncio.Task[None]] = set()
 
     async def reload_rules(self) -> str:
         """/reload: re-read the rules file now; one summary line for the admin."""
@@ -164,11 +167,31 @@ class Service:
             except Exception:  # an alert must never break a poll
                 log.exception("could not alert admin chat %s", chat_id)
 
-    async def poll_and_deliver(self, *, everything: bool = False) -> None:
+    async def tick(self) -> None:
+        """The scheduler's job: start polling the sources due now, and return.
+
+        The polls run on in the background, so a slow site delays no other
+        source: the next tick, a moment later, polls what has come due since
+        (a claimed source is not due again until its poll is recorded). The
+        pipeline bounds the polls in flight across ticks.
+        """
         await self.reloader.check()
+        self.health.last_tick = self.clock()
+        batch = asyncio.create_task(self.poll_and_deliver(), name="poll-batch")
+        self._batches.add(batch)
+        batch.add_done_callback(self._batch_done)
+
+    def _batch_done(self, batch: asyncio.Task[None]) -> None:
+        self._batches.discard(batch)
+        if not batch.cancelled() and (error := batch.exception()) is not None:
+            # The database, not a source (a source's errors are recorded on it):
+            # its sources are polled again when their claims run out.
+            log.error("polling failed: %s", error, exc_info=error)
+
+    async def poll_and_deliver(self, *, everything: bool = False) -> None:
+        """Poll the due sources (or all of them), then drain the outbox."""
         with self.metrics.poll_seconds.time():
             results = await self.pipeline.tick(everything=everything)
-        self.health.last_tick = self.clock()
         for r in results:
             self._count_poll(r)
         if any(r.value is not None and not isinstance(r.value, Exception) for r in results):
@@ -217,7 +240,7 @@ class Service:
         )  # fmt: skip
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
-            self.poll_and_deliver, "interval", seconds=self.settings.tick_seconds,
+            self.tick, "interval", seconds=self.settings.tick_seconds,
             next_run_time=self.clock(), max_instances=1, coalesce=True, id="tick",
         )  # fmt: skip
         scheduler.add_job(
@@ -251,7 +274,13 @@ class Service:
         cancelled (its source is simply polled again next time), a drain is not.
         """
         scheduler.pause()
+        # Sends first: a drain under way (a batch's own, too) finishes the sends
+        # Telegram has and marks them; cancelled mid-send, it would repeat them.
         await self.deliverer.stop(grace=SHUTDOWN_DRAIN_SECONDS)
+        polls = list(self._batches)
+        for batch in polls:
+            batch.cancel()  # each poll hands its source's claim back
+        await asyncio.gather(*polls, return_exceptions=True)
         scheduler.shutdown(wait=False)
         log.info("metwatch stopped")
 

@@ -63,9 +63,10 @@ log = logging.getLogger(__name__)
 AdminAlert = Callable[[str], Awaitable[None]]
 T = TypeVar("T")
 
-#: Polls (fetch, parse, store) in progress at once within a tick: this bounds
-#: the parsed feeds held in memory while they wait for their turn to be stored.
-#: At least twice the fetch limit, so that limit, not this one, paces fetching.
+#: Polls (fetch, parse, store) in progress at once, over all the ticks running:
+#: this bounds the parsed feeds held in memory while they wait for their turn to
+#: be stored. At least twice the fetch limit, so that limit, not this one, paces
+#: fetching.
 MAX_POLLS_IN_FLIGHT = 16
 
 
@@ -110,6 +111,7 @@ class Pipeline:
         self.alert_admins = alert_admins
         self.last_tick: datetime | None = None
         self._store_lock = asyncio.Lock()
+        self._in_flight: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         #: Where the pure CPU-heavy stages run: a thread here, or a worker process.
         self.offload = offload
         #: parse (or pick links) -> normalise, by the source's kind.
@@ -147,7 +149,7 @@ class Pipeline:
         limit = limit or (1000 if everything else 200)
         due = self.store.claim_due_sources(now, limit=limit)
         specs = {s.id: s for s in self.rules.sources}
-        in_flight = asyncio.Semaphore(max(MAX_POLLS_IN_FLIGHT, 2 * self.fetcher.max_concurrent))
+        in_flight = self._polls_in_flight()
 
         not_modified: list[tuple[str, datetime]] = []
 
@@ -171,6 +173,15 @@ class Pipeline:
             await self._alert(recovered_alert(spec.name, spec.id, None))  # a 304: nothing new
         self.last_tick = self.clock()
         return results
+
+    def _polls_in_flight(self) -> asyncio.Semaphore:
+        """The bound on polls in flight, shared by the ticks running at once (one
+        per event loop: a semaphore belongs to the loop it first waits in)."""
+        loop = asyncio.get_running_loop()
+        if self._in_flight is None or self._in_flight[0] is not loop:
+            limit = max(MAX_POLLS_IN_FLIGHT, 2 * self.fetcher.max_concurrent)
+            self._in_flight = (loop, asyncio.Semaphore(limit))
+        return self._in_flight[1]
 
     async def poll(self, spec: SourceSpec, state: SourceState) -> PollResult:
         try:
