@@ -230,7 +230,9 @@ class Service:
         # collector makes every collection, and the one at exit, cheap (faster stop).
         gc.freeze()
         now = self.clock()
-        if overdue := self.store.spread_overdue(now, lambda i: schedule.after_downtime(now, i)):
+        if overdue := self.store.spread_overdue(
+            now, lambda interval, late: schedule.after_downtime(now, interval, late)
+        ):
             log.info(
                 "%d sources overdue after downtime: polled over the next few minutes", overdue
             )

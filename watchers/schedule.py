@@ -78,9 +78,13 @@ def first_poll(now: datetime, interval: int, rng: random.Random | None = None) -
 CATCH_UP_WITHIN = 300.0
 
 
-def after_downtime(now: datetime, interval: int, rng: random.Random | None = None) -> datetime:
-    """When a source overdue at start-up is polled: within a tenth of its interval, at
-    most five minutes, so a restart after downtime does not poll everything at once
-    (nor leave the sources bunched for the polls after)."""
+def after_downtime(
+    now: datetime, interval: int, overdue: timedelta, rng: random.Random | None = None
+) -> datetime:
+    """When a source ``overdue`` at start-up is polled: within a tenth of its interval,
+    at most five minutes, so a restart after downtime does not poll everything at once
+    (nor leave the sources bunched for the polls after); and within as long as it has
+    been overdue, so a quick restart (a deploy) delays no poll by more than it did."""
     rng = rng or random.Random()
-    return now + timedelta(seconds=rng.uniform(0, min(interval * JITTER, CATCH_UP_WITHIN)))
+    within = min(interval * JITTER, CATCH_UP_WITHIN, max(overdue.total_seconds(), 0.0))
+    return now + timedelta(seconds=rng.uniform(0, within))

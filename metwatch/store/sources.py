@@ -150,22 +150,22 @@ class SourceStore(StoreBase):
                     )
                 )  # fmt: skip
 
-    def spread_overdue(self, now: datetime, catch_up: Callable[[int], datetime]) -> int:
+    def spread_overdue(self, now: datetime, catch_up: Callable[[int, timedelta], datetime]) -> int:
         """Move the enabled sources overdue at ``now`` (after downtime) to
-        ``catch_up(interval)``; returns how many there were."""
+        ``catch_up(interval, how long overdue)``; returns how many there were."""
         with self._connection() as conn:
             overdue = conn.execute(
-                select(_SOURCES.c.id, _SOURCES.c.interval).where(
+                select(_SOURCES.c.id, _SOURCES.c.interval, _SOURCES.c.next_poll_at).where(
                     _SOURCES.c.enabled, _SOURCES.c.next_poll_at < now
                 )
             ).all()
             moved = 0
-            for source_id, interval in overdue:
+            for source_id, interval, due in overdue:
                 # Still overdue: another instance's claim (a lease) is not moved.
                 moved += conn.execute(
                     _SOURCES.update()
                     .where(_SOURCES.c.id == source_id, _SOURCES.c.next_poll_at < now)
-                    .values(next_poll_at=catch_up(interval))
+                    .values(next_poll_at=catch_up(interval, now - (aware(due) or now)))
                 ).rowcount
             return moved
 

@@ -190,6 +190,32 @@ async def test_a_restart_after_downtime_spreads_the_overdue_sources(
     assert service.store.claim_due_sources(started) == []
 
 
+async def test_a_quick_restart_delays_no_source_by_more_than_it_was_overdue(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A deploy: down for ten seconds. The sources that came due meanwhile are polled
+    within those ten seconds again, not spread over a tenth of their interval."""
+    sources = [{"id": f"s{n:02d}", "name": f"S{n}", "url": f"http://127.0.0.1:9/{n}.xml",
+                "interval": 3600} for n in range(30)]  # fmt: skip
+    settings = load_settings(database_url=db_url, rules_path=write_rules(tmp_path, sources))
+    service = Service(settings)
+    started = service.clock()
+    for spec in service.rules.sources:
+        service.store.record_success(
+            spec.id, now=started - timedelta(hours=1), new_items=0, read_as=spec,
+            etag=None, last_modified=None, next_poll=started - timedelta(seconds=10),
+        )  # fmt: skip
+    stop = asyncio.Event()
+    stop.set()
+
+    await service.run(stop)
+    await service.close()
+
+    due = [h.next_poll for h in service.store.source_health()]
+    assert all(d is not None and started <= d <= started + timedelta(seconds=11) for d in due)
+    assert len(set(due)) == 30  # still spread, over those seconds
+
+
 def test_a_sites_retry_after_holds_its_other_feeds_too(db_url: str) -> None:
     """One feed answered 429 with Retry-After: an hour. The site's other feeds wait
     that hour as well; a feed of another site does not."""
