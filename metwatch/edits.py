@@ -76,7 +76,9 @@ class JudgedCopies:
         for c in found.copies:
             if c.item.id in teasers or (c.stored_id, c.item.content_hash) in self._judged:
                 continue
-            as_stored = ItemEdit(replace(c.item, id=c.stored_id), keep_hash=True)
+            as_stored = ItemEdit(
+                replace(c.item, id=c.stored_id), keep_hash=True, if_unflagged=True
+            )
             before = found.matched.get(c.stored_id, frozenset())
             wanted.setdefault(c.stored_id, Edit(as_stored, True, before, from_copy=True))
         return list(wanted.values())

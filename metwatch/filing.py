@@ -89,13 +89,11 @@ class StoryFiler:
                 # better than a lost alert.
                 decided_on = seen if attempt < CLUSTER_ATTEMPTS else None
                 with self.store.filing_stories(now, decided_on=decided_on) as filing:
+                    filing.tell_since = window
                     filing.insert_items(with_items, edits=edits)
                     decisions = [self._file_one(filing, c, inputs, now) for c, inputs in flagged]
-                    given = [
-                        a for c, fp in added
-                        if (a := filing.add_findings(c, _json(fp), tell_since=window))
-                        is not None
-                    ]  # fmt: skip
+                    for c, fp in added:
+                        filing.add_findings(c, _json(fp))
                 break
             except StoriesChanged:
                 self._in_step = None
@@ -112,6 +110,7 @@ class StoryFiler:
         # with these items recorded, is in step with the count the write left. (A
         # forced last attempt was not checked: the next decision reloads.)
         # (A story given findings is held with its old members: reload it.)
+        given = filing.given
         self._in_step = filing.changes if filing.changes == seen + 1 and not given else None
         for (c, _), (story_id, decision) in zip(flagged, decisions, strict=True):
             if story_id is None:

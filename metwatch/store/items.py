@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func
+from sqlalchemy import Connection, Table, bindparam, exists, func
 from sqlmodel import col, select
 
 from metwatch.models import Item
@@ -36,6 +36,8 @@ _EDIT_ITEM = (
         content_hash=func.coalesce(bindparam("new_hash"), ITEMS.c.content_hash),
     )
 )  # fmt: skip
+#: ... only if the item is not flagged.
+_EDIT_UNFLAGGED_ITEM = _EDIT_ITEM.where(~exists().where(_MATCHES.c.item_id == ITEMS.c.id))
 
 
 class ItemStore(StoreBase):
@@ -204,12 +206,16 @@ class ItemEdit:
     #: hash stays that of the item's own entry, so that entry, unchanged, is
     #: not an edit at its next poll (which would write its shorter text back).
     keep_hash: bool = False
+    #: Write it only if the item is not flagged (checked in the transaction): a
+    #: copy's text stands for an article only while no text of it has matched.
+    if_unflagged: bool = False
 
 
 def apply_edits(s: Connection, edits: Sequence[ItemEdit]) -> None:
     """Write the source's new text of stored items, within the transaction ``s``."""
-    if edits:
-        s.execute(_EDIT_ITEM, [_edit_values(e) for e in edits])
+    for statement, wanted in ((_EDIT_ITEM, False), (_EDIT_UNFLAGGED_ITEM, True)):
+        if rows := [_edit_values(e) for e in edits if e.if_unflagged is wanted]:
+            s.execute(statement, rows)
 
 
 def insert_new_items(s: Connection, upsert: Any, items: Sequence[Item], now: datetime) -> None:

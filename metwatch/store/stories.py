@@ -102,10 +102,19 @@ _STORED_COPY = (
     select(ITEMS.c.id, _STORY_ITEMS.c.story_id)
     .select_from(ITEMS.outerjoin(_STORY_ITEMS, _STORY_ITEMS.c.item_id == ITEMS.c.id))
     .where(ITEMS.c.url == bindparam("url"), ITEMS.c.id != bindparam("item_id"))
+    .order_by(_STORY_ITEMS.c.story_id.is_(None))  # a filed one first
     .limit(1)
 )
 #: The story an item is filed under, if it is.
 _FILED = select(_STORY_ITEMS.c.story_id).where(_STORY_ITEMS.c.item_id == bindparam("item_id"))
+#: Whether an item is stored.
+_IS_STORED = select(ITEMS.c.id).where(ITEMS.c.id == bindparam("item_id"))
+#: The findings and topics of the matches of a story's items.
+_STORY_TARGET_IDS = (
+    select(_MATCHES.c.finding_id, _MATCHES.c.topic_id)
+    .join(_STORY_ITEMS, _STORY_ITEMS.c.item_id == _MATCHES.c.item_id)
+    .where(_STORY_ITEMS.c.story_id == bindparam("story_id"))
+)
 #: The findings and topics an item is stored with matches of.
 _ITEM_TARGETS = select(_MATCHES.c.finding_id, _MATCHES.c.topic_id).where(
     _MATCHES.c.item_id == bindparam("item_id")
@@ -153,6 +162,11 @@ class StoryFiling:
         self._now = now
         #: ``story_changes`` as this transaction leaves it (the next ``decided_on``).
         self.changes = changes
+        #: Stories first seen before this are given findings without telling anyone
+        #: (``add_findings``); None: always told.
+        self.tell_since: datetime | None = None
+        #: The filed items given findings in this transaction, with those findings.
+        self.given: list[Classified] = []
 
     def file(
         self, classified: Classified, story_id: int | None, *, fingerprint: str | None,
@@ -165,7 +179,8 @@ class StoryFiling:
         An item whose canonical link another item was stored with (by another
         poll of this tick or another instance, after both found it new) is not
         filed: the article is stored once, as ``insert_items`` stores it. Then
-        nothing is written for it, and None is returned.
+        nothing is written for it, and None is returned. (Unless the item is
+        stored too, and neither is filed: see ``_both_stored_unfiled``.)
         """
         # Core statements, not the ORM's unit of work: this runs for every flagged
         # item, and the ORM cost several times the SQL here.
@@ -173,9 +188,9 @@ class StoryFiling:
         # Within the transaction that holds the stories' counter: a filing that
         # stored the link in between has committed (PostgreSQL) or held the
         # database (SQLite) before this look-up.
-        if item.url and (stored := s.execute(
-            _STORED_COPY, {"url": item.url, "item_id": item.id}
-        ).first()) is not None:  # fmt: skip
+        copy = {"url": item.url, "item_id": item.id}
+        stored = s.execute(_STORED_COPY, copy).first() if item.url else None
+        if stored is not None and not self._both_stored_unfiled(item.id, stored.story_id):
             log.info(
                 "item %s not filed: the same article is stored as item %s (story %s)",
                 item.id, stored.id, stored.story_id,
@@ -202,17 +217,15 @@ class StoryFiling:
         store._enqueue(s, story, revision, now)
         return story
 
-    def add_findings(
-        self, classified: Classified, fingerprint: str | None, *,
-        tell_since: datetime | None = None,
-    ) -> Classified | None:  # fmt: skip
+    def add_findings(self, classified: Classified, fingerprint: str | None) -> None:
         """Give an item filed already (edited at the source) those of
-        ``classified``'s matches it is not stored with, and owe its story's new
-        revision to its followers, as when an item joins it: followers of a new
-        finding are sent the story, chats that have it see it updated. A story
-        first seen before ``tell_since`` (past the clustering window) only gets
-        the matches. Returns the item with the matches added (None: none was
-        new, or the item is in no story).
+        ``classified``'s matches it is not stored with (``given`` records them).
+
+        If they add a finding or topic to its story, its new revision is owed to
+        its followers, as when an item joins it: followers of a new finding are
+        sent the story, chats that have it see it updated. Not if its story was
+        first seen before ``tell_since``, or has them already (from another
+        member): what the chats have then is unchanged.
 
         A finding is new if the item has no match of it; a topic-only match, if
         the item has no match in that topic. The item's ``fingerprint`` follows
@@ -221,20 +234,34 @@ class StoryFiling:
         s, item = self._s, classified.item
         story_id = s.execute(_FILED, {"item_id": item.id}).scalar_one_or_none()
         if story_id is None:
-            return None
+            return
         # Read again in this transaction: another poll may have given them.
         stored = {t for row in s.execute(_ITEM_TARGETS, {"item_id": item.id}) for t in row}
         new = tuple(m for m in classified.matches if m.finding_id not in stored)
         if not new:
-            return None
+            return
+        in_story = {t for row in s.execute(_STORY_TARGET_IDS, {"story_id": story_id}) for t in row}
         s.execute(_MATCHES.insert(), [_match_values(item.id, m) for m in new])
         if fingerprint is not None:
             s.execute(_SET_FINGERPRINT, {"item_id": item.id, "new_fingerprint": fingerprint})
-        first_seen = s.execute(_FIRST_SEEN, {"story_id": story_id}).scalar_one()
-        if tell_since is None or (aware(first_seen) or tell_since) >= tell_since:
+        self.given.append(Classified(item, new))
+        first_seen = aware(s.execute(_FIRST_SEEN, {"story_id": story_id}).scalar_one())
+        recent = self.tell_since is None or (first_seen or self.tell_since) >= self.tell_since
+        if recent and any(m.finding_id not in in_story for m in new):
             revision = s.execute(_RAISE_REVISION, {"story_id": story_id, "now": self._now})
             self._store._enqueue(s, story_id, revision.scalar_one(), self._now)
-        return Classified(item, new)
+
+    def _both_stored_unfiled(self, item_id: str, other_story: int | None) -> bool:
+        """Whether an item and another with its link are both stored, neither filed.
+
+        Two instances can store one article under two ids at once (each found
+        it new); a version judged later (an edit, another feed's copy) is then
+        filed under one of them, rather than under neither.
+        """
+        return (
+            other_story is None
+            and self._s.execute(_IS_STORED, {"item_id": item_id}).first() is not None
+        )
 
     def insert_items(self, items: Sequence[Item], *, edits: Sequence[ItemEdit] = ()) -> None:
         """``ItemStore.insert_items``, in this transaction."""

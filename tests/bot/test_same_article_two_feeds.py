@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import metwatch.pipeline as pipeline_module
 from classifiers.rules import RuleSet, load_rules
@@ -36,6 +36,7 @@ from tests.support.feed_server import FeedServer
 from tests.support.feeds import FeedItem, rss
 from tests.support.seeds import SEEDS
 from watchers.fetch import Fetcher
+from watchers.normalise import normalise
 
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
 CHAT = 1
@@ -390,3 +391,81 @@ def test_copies_judged_while_the_rules_change_are_judged_again_by_the_new_rules(
 
     assert len(judged_by) == 2  # by the old rules, then once by the new ones
     assert judged_by[1] is pipeline.rules
+
+
+def test_a_version_filed_meanwhile_by_another_poll_gives_its_findings_and_keeps_the_text(
+    db_url: str, rules: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One tick: the full feed's version is sorted while the article is unflagged;
+    the brief feed's write-up then files it; then the version is stored. It gives
+    the story its finding (reported, and the index reloads the story), and does not
+    replace the flagged article's text."""
+    store = open_store(db_url)
+    store.subscribe(UNVISITED_CHAT, ["unvisited-since-2017"], NOW)
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
+    pipeline.ingest(BRIEF, [RawEntry("brief", LINK, "A report", "Read more inside.", "", NOW)])
+    copy = RawEntry("copy-1", f"{LINK}?utm_source=x", HEADLINE, "", OTHER_VERSION, NOW)
+    sorted_before = pipeline._sort([normalise(copy, FULL, NOW)])
+    assert sorted_before.copies and not sorted_before.matched
+    pipeline.ingest(BRIEF, [RawEntry("brief", LINK, HEADLINE, "", WRITTEN_UP, NOW)])
+    monkeypatch.setattr(pipeline, "_sort", lambda items: sorted_before)
+
+    outcome = pipeline.ingest(FULL, [copy])
+
+    assert [m.finding_id for c in outcome.flagged for m in c.matches] == ["unvisited-since-2017"]
+    [story] = store.recent_stories(10)
+    assert {m.finding_id for m in story.matches} == {"announced-visits", "unvisited-since-2017"}
+    assert _owed_chats(store) == {UNVISITED_CHAT}
+    filer = pipeline.stories
+    assert filer._in_step is None or filer.index.revision(story.id) == story.revision
+    [item] = store.iter_items()
+    assert item.body == WRITTEN_UP  # the flagged article's own text
+
+
+def test_an_edit_stating_only_what_its_story_states_already_owes_no_one_anything(
+    db_url: str, rules: RuleSet
+) -> None:
+    store = open_store(db_url)
+    store.subscribe(CHAT, ["met-inspection"], NOW)
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
+    other = SourceSpec("other", "Other", "feed", "file:", 300)
+    pipeline.ingest(other, [RawEntry("y", "https://other.example/y", HEADLINE, "",
+                                     f"{OTHER_VERSION} {WRITTEN_UP}", NOW)])  # fmt: skip
+    pipeline.ingest(BRIEF, [RawEntry("brief", LINK, HEADLINE, "", WRITTEN_UP, NOW)])
+    [story] = store.recent_stories(10)
+    assert len(story.links) == 2
+    with store.engine.begin() as c:  # the chat has the story as it stands
+        c.execute(update(DeliveryRow).values(status="sent", sent_revision=story.revision))
+
+    # The brief entry now states the finding the other outlet's did.
+    pipeline.ingest(BRIEF, [RawEntry("brief", LINK, HEADLINE, "", f"{WRITTEN_UP} {OTHER_VERSION}",
+                                     NOW)])  # fmt: skip
+
+    after = store.story(story.id)
+    assert after.revision == story.revision
+    with store.engine.connect() as c:
+        rows = c.execute(select(DeliveryRow.status, DeliveryRow.wanted_revision)).all()
+    assert rows == [("sent", story.revision)]
+
+
+def test_a_matching_version_of_an_article_stored_under_two_ids_is_filed(
+    db_url: str, rules: RuleSet
+) -> None:
+    """Two instances can store one article under two ids at once (each found it new).
+    A version that matches later is still filed, under one of them, once."""
+    store = open_store(db_url)
+    store.subscribe(CHAT, ["met-inspection"], NOW)
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
+    other = SourceSpec("other", "Other", "feed", "file:", 300)
+    first = normalise(RawEntry("brief", LINK, "A report", "Read more.", "", NOW), BRIEF, NOW)
+    second = normalise(RawEntry("b", f"{LINK}?utm_source=b", "A report", "In brief.", "", NOW),
+                       other, NOW)  # fmt: skip
+    store.insert_items([first, second], NOW)  # as two instances' inserts at once leave it
+    copy = RawEntry("copy-1", f"{LINK}?utm_source=x", HEADLINE, "", WRITTEN_UP, NOW)
+
+    flagged = [pipeline.ingest(FULL, [copy]).flagged for _ in range(2)]
+
+    assert [len(f) for f in flagged] == [1, 0]
+    [story] = store.recent_stories(10)
+    assert [link.title for link in story.links] == [HEADLINE]
+    assert _owed_chats(store) == {CHAT}
