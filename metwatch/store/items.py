@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, exists, func
+from sqlalchemy import Boolean, Connection, Table, bindparam, exists, func, or_
 from sqlmodel import col, select
 
 from metwatch.models import Item
@@ -28,7 +28,14 @@ _STORED_BY_URL = select(ITEMS.c.id, ITEMS.c.url, ITEMS.c.content_hash)
 #: An item's text after an edit at the source (executed with ``_edit_values``).
 _EDIT_ITEM = (
     ITEMS.update()
-    .where(ITEMS.c.id == bindparam("item_id"))
+    .where(
+        ITEMS.c.id == bindparam("item_id"),
+        # False: only if the item is not flagged (``ItemEdit.if_unflagged``).
+        or_(
+            bindparam("even_if_flagged", type_=Boolean),
+            ~exists().where(_MATCHES.c.item_id == ITEMS.c.id),
+        ),
+    )
     .values(
         title=bindparam("new_title"), summary=bindparam("new_summary"),
         # None: the stored body stays (the article's text, fetched for a teaser).
@@ -36,8 +43,6 @@ _EDIT_ITEM = (
         content_hash=func.coalesce(bindparam("new_hash"), ITEMS.c.content_hash),
     )
 )  # fmt: skip
-#: ... only if the item is not flagged.
-_EDIT_UNFLAGGED_ITEM = _EDIT_ITEM.where(~exists().where(_MATCHES.c.item_id == ITEMS.c.id))
 
 
 class ItemStore(StoreBase):
@@ -212,10 +217,13 @@ class ItemEdit:
 
 
 def apply_edits(s: Connection, edits: Sequence[ItemEdit]) -> None:
-    """Write the source's new text of stored items, within the transaction ``s``."""
-    for statement, wanted in ((_EDIT_ITEM, False), (_EDIT_UNFLAGGED_ITEM, True)):
-        if rows := [_edit_values(e) for e in edits if e.if_unflagged is wanted]:
-            s.execute(statement, rows)
+    """Write the source's new text of stored items, within the transaction ``s``.
+
+    In the order of their ids: two instances writing the same items (one's edits,
+    the other's copies of them) lock their rows in one order, and cannot deadlock.
+    """
+    if edits:
+        s.execute(_EDIT_ITEM, [_edit_values(e) for e in sorted(edits, key=lambda e: e.item.id)])
 
 
 def insert_new_items(s: Connection, upsert: Any, items: Sequence[Item], now: datetime) -> None:
@@ -277,4 +285,5 @@ def _edit_values(edit: ItemEdit) -> dict[str, object]:
         "item_id": item.id, "new_title": item.title, "new_summary": item.summary,
         "new_body": None if edit.keep_body else item.body,
         "new_hash": None if edit.keep_hash else item.content_hash,
+        "even_if_flagged": not edit.if_unflagged,
     }  # fmt: skip

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from classifiers.rules import RuleSet, load_rules
 from metwatch.errors import SourceError
@@ -525,3 +526,32 @@ def check_a_feed_of_70000_entries_is_sorted_and_stored(db_url: str) -> None:
 
 def test_a_feed_of_70000_entries_is_sorted_and_stored(db_url: str) -> None:
     check_a_feed_of_70000_entries_is_sorted_and_stored(db_url)
+
+
+def test_edits_are_written_in_the_order_of_their_ids(db_url: str) -> None:
+    """Two instances writing the same items (one's edits, the other's copies of them)
+    lock their rows in one order: on PostgreSQL, opposite orders could deadlock."""
+    store = open_store(db_url)
+    spec = SourceSpec("feed", "Feed", "feed", "http://news.example.com/f", 300)
+    items = [normalise(RawEntry(g, f"https://news.example.com/{g}", g, "", "", None), spec, NOW)
+             for g in ("a", "b", "c")]  # fmt: skip
+    store.add_items(items, NOW)
+    written: list[list[str]] = []
+
+    def record(conn: object, cursor: object, statement: str, parameters: object,
+               context: object, executemany: bool) -> None:  # fmt: skip
+        if statement.lstrip().upper().startswith("UPDATE ITEMS"):
+            rows = parameters if executemany else [parameters]
+            written.append([str(r) for r in rows])  # type: ignore[attr-defined]
+
+    edits = [ItemEdit(replace(i, title=f"{i.title}, edited", content_hash=f"e{i.id}"))
+             for i in reversed(items)]  # fmt: skip
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        store.insert_items([], NOW, edits=edits)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+
+    assert len(written) == 1 and len(written[0]) == 3
+    ids = sorted(i.id for i in items)
+    assert [next(i for i in ids if i in row) for row in written[0]] == ids
