@@ -17,7 +17,7 @@ compiled rules are used as they are.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.fingerprints import fingerprint
@@ -26,6 +26,7 @@ from classifiers.match import match_item
 from classifiers.rules import RuleSet, parse_rules
 from metwatch.models import Classified, Item, Match, RawEntry, SourceSpec
 from watchers.fastparse import How, Reading, read_feed
+from watchers.newest import FEED_MAX_ENTRIES, newest_entries
 from watchers.normalise import normalise
 from watchers.teasers import Teaser, teaser
 
@@ -53,16 +54,24 @@ class ReadFeed:
     #: Whether a 304 to this body's validators would mean nothing new. Not for a
     #: sitemap index: its child sitemaps change under an unchanged index.
     revalidates: bool = True
+    #: Entries the body lists, when more than were read (None: all were read).
+    listed: int | None = None
 
 
 def read_and_normalise(
     how: How, content: bytes, url: str, content_type: str, source: SourceSpec, now: datetime,
     fulltext_min_chars: int,
 ) -> ReadFeed:  # fmt: skip
-    """Parse a feed body (as ``FeedParser.how`` said) and normalise its entries."""
+    """Parse a feed body (as ``FeedParser.how`` said) and normalise its entries
+    (the newest ``FEED_MAX_ENTRIES`` of a longer one: ``listed`` says how many)."""
     parsed, reading = read_feed(how, content, url, content_type)
-    return normalised(parsed.entries, source, now, fulltext_min_chars, parsed.refresh_hint,
-                      reading)  # fmt: skip
+    listed = len(parsed.entries)
+    if listed <= FEED_MAX_ENTRIES:
+        return normalised(parsed.entries, source, now, fulltext_min_chars,
+                          parsed.refresh_hint, reading)  # fmt: skip
+    newest = newest_entries(parsed.entries, FEED_MAX_ENTRIES)
+    read = normalised(newest, source, now, fulltext_min_chars, parsed.refresh_hint, reading)
+    return replace(read, listed=listed)
 
 
 def normalised(

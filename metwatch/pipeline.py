@@ -237,6 +237,11 @@ class Pipeline:
             refresh_hint=_honoured(read.refresh_hint, spec.interval),
             next_poll=schedule.after_success(now, spec.interval, wait_hint),
         )  # fmt: skip
+        if read.listed is not None:
+            log.warning(
+                "source %s lists %d entries: the newest %d were read", spec.id, read.listed,
+                len(read.items),
+            )  # fmt: skip
         log.info(
             "polled %s: %d entries, %d new, %d flagged",
             spec.id, len(read.items), len(outcome.new_items), len(outcome.flagged),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from metwatch.models import FetchResult, ParsedFeed, RawEntry, SourceSpec
 from metwatch.offload import ReadFeed, normalised, read_and_normalise
@@ -21,16 +21,13 @@ from metwatch.workers import Offload, WorkerDied, in_thread
 from watchers.addresses import ensure_public
 from watchers.fastparse import FeedParser, Reading, parser_died, read_feed
 from watchers.fetch import Fetcher
+from watchers.newest import SITEMAP_MAX_ENTRIES, newest_entries
 from watchers.pages import links_from_listing
 from watchers.sitemaps import Sitemap, parse_sitemap
 
 #: A sitemap index is read through this many of its newest child sitemaps (the
 #: rest are archives), and not recursively.
 SITEMAP_CHILDREN = 2
-#: Newest entries kept from one sitemap poll: a plain sitemap lists the whole
-#: site, and each new entry costs an article fetch.
-SITEMAP_MAX_ENTRIES = 100
-_UNDATED = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,25 +123,3 @@ class SourceReader:
             child = await self.document_fetcher.fetch(url)
             entries += (await self._sitemap(child)).entries
         return newest_entries(entries, SITEMAP_MAX_ENTRIES)
-
-
-def newest_entries(entries: Sequence[RawEntry], limit: int) -> tuple[RawEntry, ...]:
-    """At most ``limit`` of a sitemap's entries, newest first by date.
-
-    When undated entries must be cut, which are new is unknown: sites list them
-    oldest first as often as newest first, so both ends of the document are kept
-    (a new URL appended to a long undated sitemap is still read).
-    """
-    dated = sorted((e for e in entries if e.published), key=_published, reverse=True)
-    if len(dated) >= limit:
-        return tuple(dated[:limit])
-    undated = [e for e in entries if not e.published]
-    room = limit - len(dated)
-    if len(undated) > room:
-        head = (room + 1) // 2
-        undated = undated[:head] + undated[len(undated) - (room - head) :]
-    return (*dated, *undated)
-
-
-def _published(entry: RawEntry) -> datetime:
-    return entry.published or _UNDATED

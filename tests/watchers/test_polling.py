@@ -22,6 +22,7 @@ from tests.support.feed_server import FeedServer, closed_port_url
 from tests.support.feeds import FeedItem, rss
 from tests.watchers.test_fulltext import ARTICLE_HTML
 from watchers.fetch import Fetcher
+from watchers.newest import FEED_MAX_ENTRIES
 from watchers.normalise import normalise
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "feeds"
@@ -555,3 +556,39 @@ def test_edits_are_written_in_the_order_of_their_ids(db_url: str) -> None:
     assert len(written) == 1 and len(written[0]) == 3
     ids = sorted(i.id for i in items)
     assert [next(i for i in ids if i in row) for row in written[0]] == ids
+
+
+async def test_a_feed_listing_more_than_the_limit_is_read_for_its_newest_entries(
+    tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """An archive feed: its newest ``FEED_MAX_ENTRIES`` are read, not the 200 oldest
+    (each entry costs a look-up, a classification and a row, at every poll)."""
+    total = FEED_MAX_ENTRIES + 200
+    archive = [
+        FeedItem(
+            title=f"Story {n}",
+            link=f"https://news.example.com/{n}",
+            guid=f"s{n}",
+            published=NOW - timedelta(hours=n),
+        )  # fmt: skip
+        for n in range(total)
+    ]
+    feed_server.serve("/archive.xml", rss(archive), etag='"v1"')
+    pipeline = _pipeline(tmp_path, db_url, client, {"archive": feed_server.url("/archive.xml")})
+
+    outcome = (await _poll_all(pipeline))["archive"].value
+
+    assert outcome is not None and not isinstance(outcome, Exception)
+    assert len(outcome.new_items) == FEED_MAX_ENTRIES
+    stored = {i.title for i in pipeline.store.iter_items()}
+    assert stored == {f"Story {n}" for n in range(FEED_MAX_ENTRIES)}
+    assert f"lists {total} entries: the newest {FEED_MAX_ENTRIES} were read" in caplog.text
+
+    # A new entry on top is read at the next poll.
+    latest = FeedItem(title="Latest", link="https://news.example.com/latest", guid="latest",
+                      published=NOW)  # fmt: skip
+    feed_server.serve("/archive.xml", rss([latest, *archive]), etag='"v2"')
+    outcome = (await _poll_all(pipeline))["archive"].value
+    assert outcome is not None and not isinstance(outcome, Exception)
+    assert [i.title for i in outcome.new_items] == ["Latest"]

@@ -14,7 +14,6 @@ from classifiers.rules import load_rules
 from metwatch.errors import ParseError, RulesError
 from metwatch.models import RawEntry
 from metwatch.pipeline import Pipeline
-from metwatch.reading import newest_entries
 from metwatch.store import open_store
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer
@@ -22,6 +21,7 @@ from tests.support.feeds import FeedItem, rss
 from tests.watchers.test_fulltext import ARTICLE_HTML, NOISE
 from tests.watchers.test_pages import LISTING_HTML, SELECTOR
 from watchers.fetch import Fetcher, FetchLimits
+from watchers.newest import newest_entries
 
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
 REPORT = "/news/london/news/2024/august/response-to-hmicfrs-peel-report/"
