@@ -114,6 +114,13 @@ class Item:
     published: datetime | None
     #: Digest of title+text, used to spot edits of an existing item.
     content_hash: str
+    #: The link as published, tracking parameters and fragment removed: what
+    #: subscribers are shown (``url`` is rewritten to identify the article).
+    link: str | None = None
+
+    @property
+    def shown_link(self) -> str | None:
+        return self.link or self.url
 
     @property
     def text(self) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import lxml.html
 from lxml.etree import ParserError
@@ -55,6 +55,20 @@ def canonical_url(url: str) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
     query = [(k, v) for k, v in query if not _TRACKING_PARAMS.match(k)]
     return urlunsplit((scheme, host, path, urlencode(query), ""))
+
+
+def shown_link(url: str) -> str:
+    """The link as published, less its tracking parameters and fragment: what
+    subscribers are shown. Unlike ``canonical_url`` it re-encodes nothing, keeps
+    the host as given (an AMP host serves the page) and valueless parameters
+    (``?12345``) as they are: a link rewritten for identity can break."""
+    parts = urlsplit(url.strip())
+    kept = [p for p in parts.query.split("&") if p and not _TRACKING_PARAMS.match(_key(p))]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
+
+
+def _key(parameter: str) -> str:
+    return unquote_plus(parameter.split("=", 1)[0])
 
 
 def html_to_text(fragment: str) -> str:
@@ -109,6 +123,7 @@ def normalise(entry: RawEntry, source: SourceSpec, now: datetime) -> Item:
     url = _canonical(entry.link)
     if entry.link and url is None:
         entry = replace(entry, link=None)
+    link = shown_link(entry.link) if url is not None and entry.link else None
     title = normalise_unicode(html_to_text(entry.title))
     summary = normalise_unicode(html_to_text(entry.summary))
     body = normalise_unicode(html_to_text(entry.content))
@@ -127,6 +142,7 @@ def normalise(entry: RawEntry, source: SourceSpec, now: datetime) -> Item:
         body=body,
         published=published,
         content_hash=_digest(title, summary, body),
+        link=link if link != url else None,
     )
 
 

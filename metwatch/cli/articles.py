@@ -176,5 +176,5 @@ def _print_backtest(report: BacktestReport, current: RuleSet, proposed: RuleSet 
     for label, diffs in (("would ADD", report.added), ("would DROP", report.dropped)):
         for d in diffs:
             quote = d.match.evidence[0].sentence if d.match.evidence else ""
-            echo(f"{label} {d.finding_id}: {d.item.title} <{d.item.url or d.item.outlet}>")
+            echo(f"{label} {d.finding_id}: {d.item.title} <{d.item.shown_link or d.item.outlet}>")
             echo(f"    “{quote}”")

@@ -199,7 +199,7 @@ def _print_items(shown: list[PreviewItem], limit: int, flagged_only: bool) -> No
     for n, p in enumerate(listed[:limit], start=1):
         item = p.item
         echo(f"\n{n:>3}. {item.title}")
-        echo(f"     {item.url or '(no link)'}")
+        echo(f"     {item.shown_link or '(no link)'}")
         notes = [f"published {_when(item.published)}", f"identity: {p.identity}"]
         if p.teaser:
             notes.append(p.teaser)

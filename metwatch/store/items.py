@@ -269,13 +269,14 @@ def item_values(item: Item, now: datetime) -> dict[str, object]:
         "id": item.id, "source_id": item.source_id, "outlet": item.outlet, "url": item.url,
         "title": item.title, "summary": item.summary, "body": item.body,
         "published": item.published, "seen_at": now, "content_hash": item.content_hash,
+        "link": item.link,
     }  # fmt: skip
 
 
 def _item(row: ItemRow) -> Item:
     return Item(
         row.id, row.source_id, row.outlet, row.url, row.title, row.summary, row.body,
-        aware(row.published), row.content_hash,
+        aware(row.published), row.content_hash, row.link,
     )  # fmt: skip
 
 

@@ -475,7 +475,7 @@ def _story(
     real_topics = {m.topic_id for m in merged.values() if not m.topic_only}
     kept = tuple(m for m in merged.values() if not (m.topic_only and m.topic_id in real_topics))
     links = tuple(
-        StoryLink(i.id, i.outlet, i.title, i.url, aware(i.published), copy_of)
+        StoryLink(i.id, i.outlet, i.title, i.link or i.url, aware(i.published), copy_of)
         for i, copy_of in pairs
     )
     summary = tuple(json.loads(row.summary)) if row.summary else ()

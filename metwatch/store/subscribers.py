@@ -185,4 +185,6 @@ def search_items(store: SqlStore, words: Sequence[str], limit: int = 10) -> list
             .order_by(newest.desc(), col(ItemRow.id))
             .limit(limit)
         ).all()
-        return [FoundItem(r.id, r.outlet, r.title, r.url, aware(r.published)) for r in rows]
+        return [
+            FoundItem(r.id, r.outlet, r.title, r.link or r.url, aware(r.published)) for r in rows
+        ]

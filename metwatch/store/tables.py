@@ -70,6 +70,9 @@ class ItemRow(SQLModel, table=True):
     content_hash: str
     #: bot.fingerprints.Fingerprint as JSON, for clustering later coverage against it.
     fingerprint: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: The link as published, tracking parameters removed: what subscribers are shown
+    #: (``url``, the canonical link, identifies the article). None: show ``url``.
+    link: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class MatchRow(SQLModel, table=True):

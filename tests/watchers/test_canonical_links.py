@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
 
-from watchers.normalise import canonical_url
+import pytest
+from sqlalchemy import update
+
+from bot.render import render_story
+from classifiers.rules import RuleSet
+from metwatch.models import RawEntry, SourceSpec
+from metwatch.pipeline import Pipeline
+from metwatch.store import open_store
+from metwatch.store.tables import ItemRow
+from tests.support.seeds import SEEDS
+from watchers.normalise import canonical_url, shown_link
+
+NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
+SPEC = SourceSpec("feed", "Feed", "feed", "file:", 300)
+HEADLINE = "Met police inadequate at managing sex offenders"
+BODY = (SEEDS / "001_eb7dfda9019dc2e2.txt").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
@@ -25,3 +40,42 @@ from watchers.normalise import canonical_url
 def test_canonical_url(link: str, canonical: str) -> None:
     assert canonical_url(link) == canonical
     assert canonical_url(canonical) == canonical  # canonical already: unchanged
+
+
+@pytest.mark.parametrize(
+    ("link", "shown"),
+    [
+        # A valueless parameter and the encoding stay as published (the canonical
+        # link would read "?12345=" and "q=a+b"); tracking and the fragment go.
+        ("https://news.example.com/article.php?12345&utm_source=rss#comments",
+         "https://news.example.com/article.php?12345"),
+        ("https://news.example.com/search?q=a%20b&fbclid=x&UTM_Medium=y",
+         "https://news.example.com/search?q=a%20b"),
+        ("https://amp.example.com/news/a/amp", "https://amp.example.com/news/a/amp"),
+        ("https://news.example.com/a?utm_source=x", "https://news.example.com/a"),
+        ("https://news.example.com/a?utm%5Fsource=x&id=3", "https://news.example.com/a?id=3"),
+    ],
+)  # fmt: skip
+def test_subscribers_are_shown_the_link_as_published_less_tracking(link: str, shown: str) -> None:
+    assert shown_link(link) == shown
+
+
+def test_a_story_links_to_the_article_as_published(db_url: str, rules: RuleSet) -> None:
+    """The canonical link identifies the article; the story links to the link as the
+    outlet published it (less tracking). An item stored before links were kept
+    shows its canonical link."""
+    store = open_store(db_url)
+    pipeline = Pipeline(store, None, rules, clock=lambda: NOW)  # type: ignore[arg-type]
+    published = "https://news.example.com/article.php?12345&utm_source=rss"
+    pipeline.ingest(SPEC, [RawEntry("a", published, HEADLINE, "", BODY, NOW)])
+
+    [story] = store.recent_stories(10)
+    assert [link.url for link in story.links] == ["https://news.example.com/article.php?12345"]
+    assert 'href="https://news.example.com/article.php?12345"' in render_story(story)
+    [item] = store.iter_items()
+    assert item.url == canonical_url(published) == "https://news.example.com/article.php?12345="
+
+    with store.engine.begin() as c:  # as a row stored before links were kept
+        c.execute(update(ItemRow).values(link=None))
+    [story] = store.recent_stories(10)
+    assert [link.url for link in story.links] == [item.url]
