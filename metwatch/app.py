@@ -183,7 +183,12 @@ class Service:
 
     def _batch_done(self, batch: asyncio.Task[None]) -> None:
         self._batches.discard(batch)
-        if not batch.cancelled() and (error := batch.exception()) is not None:
+        if batch.cancelled():
+            return
+        error = batch.exception()
+        # /healthz: the scheduler ticks, but its polls fail.
+        self.health.polls_failing = error is not None
+        if error is not None:
             # The database, not a source (a source's errors are recorded on it):
             # its sources are polled again when their claims run out.
             log.error("polling failed: %s", error, exc_info=error)

@@ -62,12 +62,16 @@ class HealthState:
     max_poll_age: timedelta
     last_tick: datetime | None = None
     tick_seconds: float = 5.0
+    #: Whether the last batch of polls to end failed (the database, not a source):
+    #: ticks go on starting polls, but none gets recorded.
+    polls_failing: bool = False
 
     def checks(
         self, now: datetime, last_success: datetime | None, database_ok: bool
     ) -> dict[str, bool]:
         tick_limit = timedelta(seconds=max(self.tick_seconds * 3, 30))
         ticking = self.last_tick is not None and now - self.last_tick <= tick_limit
+        ticking = ticking and not self.polls_failing
         fresh = (last_success is not None and now - last_success <= self.max_poll_age) or (
             now - self.started <= self.max_poll_age
         )

@@ -26,7 +26,7 @@ from classifiers.match import match_item
 from classifiers.rules import RuleSet, parse_rules
 from metwatch.models import Classified, Item, Match, RawEntry, SourceSpec
 from watchers.fastparse import How, Reading, read_feed
-from watchers.newest import FEED_MAX_ENTRIES, newest_entries
+from watchers.newest import feed_entries
 from watchers.normalise import normalise
 from watchers.teasers import Teaser, teaser
 
@@ -62,16 +62,13 @@ def read_and_normalise(
     how: How, content: bytes, url: str, content_type: str, source: SourceSpec, now: datetime,
     fulltext_min_chars: int,
 ) -> ReadFeed:  # fmt: skip
-    """Parse a feed body (as ``FeedParser.how`` said) and normalise its entries
-    (the newest ``FEED_MAX_ENTRIES`` of a longer one: ``listed`` says how many)."""
+    """Parse a feed body (as ``FeedParser.how`` said) and normalise the entries read
+    of it (``feed_entries``: of a long one, ``listed`` says how many it has)."""
     parsed, reading = read_feed(how, content, url, content_type)
+    entries = feed_entries(parsed.entries)
+    read = normalised(entries, source, now, fulltext_min_chars, parsed.refresh_hint, reading)
     listed = len(parsed.entries)
-    if listed <= FEED_MAX_ENTRIES:
-        return normalised(parsed.entries, source, now, fulltext_min_chars,
-                          parsed.refresh_hint, reading)  # fmt: skip
-    newest = newest_entries(parsed.entries, FEED_MAX_ENTRIES)
-    read = normalised(newest, source, now, fulltext_min_chars, parsed.refresh_hint, reading)
-    return replace(read, listed=listed)
+    return read if listed == len(entries) else replace(read, listed=listed)
 
 
 def normalised(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -68,6 +68,8 @@ T = TypeVar("T")
 #: be stored. At least twice the fetch limit, so that limit, not this one, paces
 #: fetching.
 MAX_POLLS_IN_FLIGHT = 16
+#: Seconds a tick's 304s wait to be written together (``_NotModified``).
+NOT_MODIFIED_WAIT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,10 @@ class Pipeline:
         self.last_tick: datetime | None = None
         self._store_lock = asyncio.Lock()
         self._in_flight: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        #: Sources whose poll is under way (or waiting for its turn), over all ticks.
+        self._polling: set[str] = set()
+        #: Sources the log has said are read in part (too many entries).
+        self._told_long: set[str] = set()
         #: Where the pure CPU-heavy stages run: a thread here, or a worker process.
         self.offload = offload
         #: parse (or pick links) -> normalise, by the source's kind.
@@ -147,28 +153,38 @@ class Pipeline:
         if everything:
             self.store.make_all_due(now)
         limit = limit or (1000 if everything else 200)
-        due = self.store.claim_due_sources(now, limit=limit)
+        claimed = self.store.claim_due_sources(now, limit=limit)
         specs = {s.id: s for s in self.rules.sources}
+        # A source whose poll is still under way here (queued past its lease while
+        # every site was slow) is not polled twice: that poll records it.
+        due = [st for st in claimed if st.id in specs and st.id not in self._polling]
         in_flight = self._polls_in_flight()
-
-        not_modified: list[tuple[str, datetime]] = []
+        answered = _NotModified(self.store, specs, self.clock)
 
         async def bounded(spec: SourceSpec, state: SourceState) -> PollResult:
-            async with in_flight:  # parsed feeds waiting to be stored stay few: bounded memory
-                result = await self.poll(spec, state)
+            self._polling.add(spec.id)
+            polling = False
+            try:
+                async with in_flight:  # parsed feeds waiting to be stored stay few
+                    polling = True
+                    result = await self.poll(spec, state)
+            except asyncio.CancelledError:
+                if not polling:  # still waiting for its turn: hand its claim back too
+                    self.store.release_claim(spec.id, self.clock())
+                raise
+            finally:
+                self._polling.discard(spec.id)
             if result.next_poll is not None:
-                not_modified.append((result.source_id, result.next_poll))
+                answered.add(result.source_id, result.next_poll)
             return result
 
-        polls = [bounded(specs[st.id], st) for st in due if st.id in specs]
         try:
-            results = list(await asyncio.gather(*polls))
+            results = list(await asyncio.gather(*(bounded(specs[st.id], st) for st in due)))
         finally:
-            # All of a tick's 304s in one write (a thirtieth of a transaction per
-            # source); also when the tick is cancelled by a shutdown, so the sources
-            # that answered are not left claimed until their lease runs out.
-            recovered = self.store.record_not_modified(not_modified, self.clock(), specs)
-        for source_id in recovered:
+            # Also when the tick is cancelled by a shutdown, so the sources that
+            # answered are not left claimed until their lease runs out.
+            answered.flush()
+        for source_id in answered.recovered:
             spec = specs[source_id]
             await self._alert(recovered_alert(spec.name, spec.id, None))  # a 304: nothing new
         self.last_tick = self.clock()
@@ -210,7 +226,8 @@ class Pipeline:
             self.copies.judged(edits, rules)
         except asyncio.CancelledError:
             # Shutting down mid-poll: hand the claim back so a restart polls it at once.
-            # Nothing of this poll was stored, so nothing is lost.
+            # Its items are stored or not, whole (one transaction; a write already in
+            # its thread finishes): either way nothing is lost or repeated.
             self.store.release_claim(spec.id, self.clock())
             raise
         except SourceError as e:
@@ -237,10 +254,11 @@ class Pipeline:
             refresh_hint=_honoured(read.refresh_hint, spec.interval),
             next_poll=schedule.after_success(now, spec.interval, wait_hint),
         )  # fmt: skip
-        if read.listed is not None:
+        if read.listed is not None and spec.id not in self._told_long:
+            self._told_long.add(spec.id)  # once per run: it says so at every poll
             log.warning(
-                "source %s lists %d entries: the newest %d were read", spec.id, read.listed,
-                len(read.items),
+                "source %s lists %d entries: %d of them are read (the first and the "
+                "newest)", spec.id, read.listed, len(read.items),
             )  # fmt: skip
         log.info(
             "polled %s: %d entries, %d new, %d flagged",
@@ -424,6 +442,47 @@ class Pipeline:
     async def _alert(self, text: str) -> None:
         if self.alert_admins is not None:
             await self.alert_admins(text)
+
+
+class _NotModified:
+    """A tick's 304s, recorded together: a thirtieth of a transaction per source.
+
+    Written at most ``NOT_MODIFIED_WAIT`` seconds after the first of them comes,
+    not when the tick's last poll ends: a slow site in the same tick must not keep
+    the sources that answered claimed (and unpolled) for as long as it takes.
+    """
+
+    def __init__(self, store: SqlStore, specs: Mapping[str, SourceSpec], clock: Clock) -> None:
+        self.store = store
+        self.specs = specs
+        self.clock = clock
+        self.pending: list[tuple[str, datetime]] = []
+        #: Sources that were failing and recovered with a 304.
+        self.recovered: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, source_id: str, next_poll: datetime) -> None:
+        self.pending.append((source_id, next_poll))
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(NOT_MODIFIED_WAIT, self._due)
+
+    def _due(self) -> None:
+        try:
+            self.flush()
+        except StoreError:  # the database: the tick's end writes them, or says so
+            log.exception("could not record %d polls answered 304", len(self.pending))
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        polls, self.pending = self.pending, []
+        if polls:
+            try:
+                self.recovered += self.store.record_not_modified(polls, self.clock(), self.specs)
+            except BaseException:
+                self.pending = polls + self.pending  # not written: the next flush tries
+                raise
 
 
 def _honoured(hint: float | None, interval: int) -> float | None:

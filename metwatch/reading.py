@@ -21,7 +21,7 @@ from metwatch.workers import Offload, WorkerDied, in_thread
 from watchers.addresses import ensure_public
 from watchers.fastparse import FeedParser, Reading, parser_died, read_feed
 from watchers.fetch import Fetcher
-from watchers.newest import SITEMAP_MAX_ENTRIES, newest_entries
+from watchers.newest import SITEMAP_MAX_ENTRIES, feed_entries, newest_entries
 from watchers.pages import links_from_listing
 from watchers.sitemaps import Sitemap, parse_sitemap
 
@@ -93,7 +93,8 @@ class SourceReader:
             )
         except WorkerDied as e:
             raise parser_died(fetched.final_url) from e
-        return Entries(feed, reading)
+        # What a poll reads of a long feed (``feed_entries``), so preview shows it.
+        return Entries(replace(feed, entries=feed_entries(feed.entries)), reading)
 
     async def _listed(
         self, spec: SourceSpec, fetched: FetchResult

@@ -1,9 +1,8 @@
-"""Which of a long document's entries are read: the newest, up to a limit.
+"""Which of a long document's entries are read: past a limit, the new ones.
 
 A feed lists its newest entries; a sitemap may list a whole site. Past a limit,
 the rest are old (a feed of 260,000 entries is an archive), and reading them all
-would cost minutes of a worker's time at every poll: normalising, looking them
-up, classifying.
+would cost a worker's time, look-ups and rows at every poll.
 """
 
 from __future__ import annotations
@@ -13,12 +12,33 @@ from datetime import UTC, datetime
 
 from metwatch.models import RawEntry
 
-#: Newest entries read from one feed body.
+#: Entries read from one feed body past which only its first and its newest are read.
 FEED_MAX_ENTRIES = 1000
 #: Newest entries kept from one sitemap poll: a plain sitemap lists the whole
 #: site, and each new entry costs an article fetch.
 SITEMAP_MAX_ENTRIES = 100
 _UNDATED = datetime.min.replace(tzinfo=UTC)
+
+
+def feed_entries(
+    entries: Sequence[RawEntry], limit: int = FEED_MAX_ENTRIES
+) -> tuple[RawEntry, ...]:
+    """The entries of a feed body that are read: all of them up to ``limit``; past
+    it, the first ``limit`` in the document and the ``limit`` newest by date, in the
+    document's order.
+
+    Feeds put new entries on top, but a new entry may carry an old date (a
+    republished story, a CMS's first publication date), and a few sort oldest
+    first: either end of the rule alone would never read some new entry.
+    """
+    if len(entries) <= limit:
+        return tuple(entries)
+    dated = sorted(
+        (n for n, e in enumerate(entries) if e.published),
+        key=lambda n: entries[n].published or _UNDATED, reverse=True,
+    )  # fmt: skip
+    kept = set(range(limit)) | set(dated[:limit])
+    return tuple(e for n, e in enumerate(entries) if n in kept)
 
 
 def newest_entries(entries: Sequence[RawEntry], limit: int) -> tuple[RawEntry, ...]:

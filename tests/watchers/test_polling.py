@@ -562,8 +562,9 @@ async def test_a_feed_listing_more_than_the_limit_is_read_for_its_newest_entries
     tmp_path: Path, db_url: str, feed_server: FeedServer, client: httpx.AsyncClient,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    """An archive feed: its newest ``FEED_MAX_ENTRIES`` are read, not the 200 oldest
-    (each entry costs a look-up, a classification and a row, at every poll)."""
+    """An archive feed, newest first: its first (and newest) ``FEED_MAX_ENTRIES`` are
+    read, not the 200 oldest (each entry costs a look-up, a classification and a
+    row, at every poll)."""
     total = FEED_MAX_ENTRIES + 200
     archive = [
         FeedItem(
@@ -583,7 +584,7 @@ async def test_a_feed_listing_more_than_the_limit_is_read_for_its_newest_entries
     assert len(outcome.new_items) == FEED_MAX_ENTRIES
     stored = {i.title for i in pipeline.store.iter_items()}
     assert stored == {f"Story {n}" for n in range(FEED_MAX_ENTRIES)}
-    assert f"lists {total} entries: the newest {FEED_MAX_ENTRIES} were read" in caplog.text
+    assert f"lists {total} entries: {FEED_MAX_ENTRIES} of them are read" in caplog.text
 
     # A new entry on top is read at the next poll.
     latest = FeedItem(title="Latest", link="https://news.example.com/latest", guid="latest",
