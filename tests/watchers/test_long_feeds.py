@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from metwatch.models import SourceSpec
+import httpx
+
+from metwatch.models import FetchResult, SourceSpec
 from metwatch.offload import read_and_normalise
 from metwatch.pipeline import _unique
+from metwatch.reading import SourceReader
 from tests.support.feeds import FeedItem, rss
+from watchers.fetch import Fetcher
 from watchers.newest import FEED_MAX_ENTRIES
 
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=UTC)
@@ -84,3 +88,20 @@ def test_a_new_undated_entry_of_a_long_dated_feed_is_read() -> None:
     new = FeedItem(title="Undated news", link="https://news.example.com/u", guid="u")
     read = _read([new, *_archive(FEED_MAX_ENTRIES)])
     assert "Undated news" in {i.title for i in read.items}
+
+
+async def test_preview_shows_what_a_poll_reads_of_a_long_feed() -> None:
+    """``metwatch preview`` reads through ``SourceReader.entries``: the same entries a
+    poll reads (``feed_entries``), not the whole archive."""
+    new = FeedItem(title="Brand new", link="https://news.example.com/new", guid="new",
+                   published=NOW - timedelta(days=365))  # fmt: skip
+    body = rss([new, *_archive(FEED_MAX_ENTRIES + 100)])
+    content = body.encode() if isinstance(body, str) else body
+    fetched = FetchResult(SPEC.url, SPEC.url, 200, content, "application/rss+xml", None, None)
+    async with httpx.AsyncClient() as client:
+        reader = SourceReader(Fetcher(client, max_bytes=1_000_000))
+        entries = (await reader.entries(SPEC, fetched)).feed.entries
+    polled = _read([new, *_archive(FEED_MAX_ENTRIES + 100)]).items
+
+    assert [e.title for e in entries] == [i.title for i in polled]
+    assert len(entries) == FEED_MAX_ENTRIES + 1 and entries[0].title == "Brand new"
