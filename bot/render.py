@@ -77,7 +77,7 @@ def _compose(story: Story, quote_limit: int, max_links: int) -> str:
         shown = ", ".join(_with_copies(link, story.links) for link in others[:max_links])
         more = f" +{len(others) - max_links} more" if len(others) > max_links else ""
         lines += ["", f"Also reported by: {shown}{more}"]
-    if first is not None and first.url:
+    if first is not None and first.url and first.url.startswith(("http://", "https://")):
         lines += ["", f'<a href="{esc(first.url)}">Read the article</a>']
     return "\n".join(lines)
 

@@ -142,7 +142,7 @@ class Service:
             settings.rules_path, self.rules, self._use_rules, self.alert_admins
         )
         #: Ticks' polls still running (``tick``).
-        self._batches: set[asyncio.Task[None]] = set()
+        self._batches: set[asyncio.Task[int]] = set()
 
     async def reload_rules(self) -> str:
         """/reload: re-read the rules file now; one summary line for the admin."""
@@ -181,26 +181,31 @@ class Service:
         self._batches.add(batch)
         batch.add_done_callback(self._batch_done)
 
-    def _batch_done(self, batch: asyncio.Task[None]) -> None:
+    def _batch_done(self, batch: asyncio.Task[int]) -> None:
         self._batches.discard(batch)
         if batch.cancelled():
             return
         error = batch.exception()
-        # /healthz: the scheduler ticks, but its polls fail.
-        self.health.polls_failing = error is not None
+        # /healthz: the scheduler ticks, but its polls fail. Only a batch that polled
+        # something says they work again (a failed poll leaves its source claimed, so
+        # the ticks after it may have nothing to poll).
+        if error is not None or batch.result():
+            self.health.polls_failing = error is not None
         if error is not None:
             # The database, not a source (a source's errors are recorded on it):
             # its sources are polled again when their claims run out.
             log.error("polling failed: %s", error, exc_info=error)
 
-    async def poll_and_deliver(self, *, everything: bool = False) -> None:
-        """Poll the due sources (or all of them), then drain the outbox."""
+    async def poll_and_deliver(self, *, everything: bool = False) -> int:
+        """Poll the due sources (or all of them), then drain the outbox; returns how
+        many sources were polled."""
         with self.metrics.poll_seconds.time():
             results = await self.pipeline.tick(everything=everything)
         for r in results:
             self._count_poll(r)
         if any(r.value is not None and not isinstance(r.value, Exception) for r in results):
             await self.drain()
+        return len(results)
 
     def _count_poll(self, result: PollResult) -> None:
         value = result.value

@@ -161,7 +161,10 @@ class Pipeline:
         in_flight = self._polls_in_flight()
         answered = _NotModified(self.store, specs, self.clock)
 
+        started: set[str] = set()
+
         async def bounded(spec: SourceSpec, state: SourceState) -> PollResult:
+            started.add(spec.id)
             self._polling.add(spec.id)
             polling = False
             try:
@@ -178,8 +181,21 @@ class Pipeline:
                 answered.add(result.source_id, result.next_poll)
             return result
 
+        polls = [asyncio.ensure_future(bounded(specs[st.id], st)) for st in due]
         try:
-            results = list(await asyncio.gather(*(bounded(specs[st.id], st) for st in due)))
+            results = list(await asyncio.gather(*polls))
+        except BaseException:
+            # Cancelled (a shutdown), or a poll met the database's error: stop the
+            # others too, rather than leave them running untracked, and hand back
+            # the claims of those that never started (a task cancelled before its
+            # first step runs none of ``bounded``).
+            for poll in polls:
+                poll.cancel()
+            await asyncio.gather(*polls, return_exceptions=True)
+            for st in due:
+                if st.id not in started:
+                    self.store.release_claim(st.id, self.clock())
+            raise
         finally:
             # Also when the tick is cancelled by a shutdown, so the sources that
             # answered are not left claimed until their lease runs out.

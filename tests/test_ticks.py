@@ -20,7 +20,8 @@ import metwatch.pipeline as pipeline_module
 from classifiers.rules import load_rules
 from metwatch.app import Service
 from metwatch.errors import StoreError
-from metwatch.pipeline import MAX_POLLS_IN_FLIGHT, NOT_MODIFIED_WAIT, Pipeline
+from metwatch.models import SourceSpec
+from metwatch.pipeline import MAX_POLLS_IN_FLIGHT, NOT_MODIFIED_WAIT, Pipeline, PollResult
 from metwatch.settings import load_settings
 from metwatch.store import open_store
 from metwatch.store.sources import CLAIM_LEASE
@@ -236,3 +237,53 @@ async def test_healthz_scheduler_check_fails_when_every_batch_fails(
     stop.set()
     await asyncio.wait_for(running, 10)
     assert checks["scheduler"] is False, checks
+
+
+async def test_a_tick_cancelled_before_its_polls_start_hands_back_their_claims(
+    tmp_path: Path, feed_server: FeedServer, db_url: str
+) -> None:
+    for i in ("a", "b"):
+        feed_server.serve(f"/{i}.xml", rss([ITEM]), delay=5)
+    now = [START]
+    async with httpx.AsyncClient(timeout=30) as client:
+        pipeline = _pipeline(tmp_path, db_url, feed_server, client, {"a": 600, "b": 600}, now)
+        for i in ("a", "b"):
+            pipeline.store.release_claim(i, now[0])
+        tick = asyncio.create_task(pipeline.tick())
+        await asyncio.sleep(0)  # the tick claims both and gathers; its polls have not started
+        tick.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await tick
+    claimed = [
+        h.id
+        for h in pipeline.store.source_health()
+        if h.next_poll is not None and h.next_poll > now[0]
+    ]
+    assert claimed == [], claimed
+
+
+async def test_healthz_stays_unwell_while_every_batch_that_polls_fails(
+    tmp_path: Path, feed_server: FeedServer, db_url: str
+) -> None:
+    feed_server.serve("/a.xml", rss([ITEM]))
+    sources = [{"id": "a", "name": "A", "url": feed_server.url("/a.xml"), "interval": 600}]
+    service = _service(tmp_path, db_url, sources, tick_seconds=0.1, deliver_seconds=5)
+    service.store.release_claim("a", service.clock() + timedelta(seconds=0.5))
+    polls: list[str] = []
+
+    async def broken(spec: SourceSpec, state: object) -> PollResult:  # the database fails
+        polls.append(spec.id)
+        raise StoreError("items table locked")
+
+    service.pipeline.poll = broken  # type: ignore[method-assign,assignment]
+    stop = asyncio.Event()
+    running = asyncio.create_task(service.run(stop))
+    assert await _until(lambda: polls, 3)
+    await asyncio.sleep(0.5)  # ticks go on; "a" is claimed, so they poll nothing
+    checks = service.health_checks()
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert polls == ["a"]
+    assert checks["scheduler"] is False, (
+        checks
+    )  # the ticks after it, with nothing to poll, say nothing

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
-from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import lxml.html
 from lxml.etree import ParserError
@@ -57,6 +57,11 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, host, path, urlencode(query), ""))
 
 
+#: What a URL's path and query may hold as it is: reserved and unreserved
+#: characters, and "%" (escapes already made).
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
 def shown_link(url: str) -> str:
     """The link as published, less its tracking parameters and fragment: what
     subscribers are shown. Unlike ``canonical_url`` it re-encodes nothing, keeps
@@ -64,7 +69,12 @@ def shown_link(url: str) -> str:
     (``?12345``) as they are: a link rewritten for identity can break."""
     parts = urlsplit(url.strip())
     kept = [p for p in parts.query.split("&") if p and not _TRACKING_PARAMS.match(_key(p))]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
+    # Without user info ("https://bbc.co.uk@evil.example/" shows one host, opens
+    # another); characters a URL cannot hold (a space, non-ASCII) percent-encoded,
+    # escapes already there kept: a link with a raw space does not reach the chat.
+    host = parts.netloc.rpartition("@")[2]
+    path, query = (quote(part, safe=_URL_SAFE) for part in (parts.path, "&".join(kept)))
+    return urlunsplit((parts.scheme, host, path, query, ""))
 
 
 def _key(parameter: str) -> str:

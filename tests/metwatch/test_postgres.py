@@ -14,7 +14,10 @@ from sqlalchemy.exc import OperationalError
 from classifiers.rules import RuleSet
 from metwatch.models import SourceSpec
 from metwatch.store import open_store
-from tests.metwatch.test_migrations import check_migrations_build_the_schema_the_models_describe
+from tests.metwatch.test_migrations import (
+    check_links_are_added_and_taken_back_with_stories_in_place,
+    check_migrations_build_the_schema_the_models_describe,
+)
 from tests.metwatch.test_source_batches import (
     check_batch_equals_one_by_one,
     check_claims_in_due_order,
@@ -58,6 +61,10 @@ def pg_url() -> Iterator[str]:
 
 def test_migrations_build_the_schema_the_models_describe_on_postgres(pg_url: str) -> None:
     check_migrations_build_the_schema_the_models_describe(pg_url)
+
+
+def test_links_are_added_and_taken_back_on_postgres(pg_url: str) -> None:
+    check_links_are_added_and_taken_back_with_stories_in_place(pg_url)
 
 
 def test_moved_sources_on_postgres(pg_url: str) -> None:

@@ -28,5 +28,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("items") as batch:
+    # Not recreated: on SQLite a rebuilt items table would be refused while
+    # matches and story_items point at it (SQLite has DROP COLUMN since 3.35).
+    with op.batch_alter_table("items", recreate="never") as batch:
         batch.drop_column("link")
