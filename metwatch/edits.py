@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from bot.fingerprints import Fingerprint
+from bot.prepare import StoryInputs
 from metwatch.models import Classified, Item
 from metwatch.store.items import ItemEdit, SortedItems
 
@@ -106,3 +108,45 @@ def added_findings(classified: Classified, edit: Edit) -> Classified | None:
     of it; a topic-only match if the item had no match in that topic."""
     new = tuple(m for m in classified.matches if m.finding_id not in edit.matched_before)
     return replace(classified, matches=new) if new else None
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedSplit:
+    """A poll's flagged verdicts, by what storing them means."""
+
+    #: The poll's edits by item id (none of them is a new item).
+    edited: dict[str, Edit]
+    #: To file under a story: new items, and edits of items not flagged before.
+    to_file: list[tuple[Classified, StoryInputs]]
+    #: Edits (or copies) of items filed already, cut to the findings they add, with
+    #: the fingerprint of their new text (None: a copy's text is not written).
+    added: list[tuple[Classified, Fingerprint | None]]
+    #: The edits to write.
+    written: list[ItemEdit]
+
+
+def split_flagged(
+    classified: Sequence[Classified], prepared: Sequence[StoryInputs], edits: Sequence[Edit]
+) -> FlaggedSplit:
+    """Sort a poll's verdicts (``prepared``: the flagged ones' story inputs, in order)."""
+    edited = {e.store.item.id: e for e in edits}
+    flagged = list(zip([c for c in classified if c.flagged], prepared, strict=True))
+    # Another feed's copy of a stored article is written only if it matches, and the
+    # article did not (it is filed with the copy's text).
+    matching = {c.item.id for c, _ in flagged}
+    written = [
+        e.store for e in edits
+        if not e.from_copy or (e.store.item.id in matching and not e.was_flagged)
+    ]  # fmt: skip
+    # An edit (or copy) of a flagged item is in its story already: it only gives it
+    # the findings it states now and the item did not before.
+    added = [
+        (more, None if e.from_copy else fp) for c, (fp, _) in flagged
+        if (e := edited.get(c.item.id)) is not None and e.was_flagged
+        and (more := added_findings(c, e)) is not None
+    ]  # fmt: skip
+    to_file = [
+        (c, inputs) for c, inputs in flagged
+        if not ((e := edited.get(c.item.id)) is not None and e.was_flagged)
+    ]  # fmt: skip
+    return FlaggedSplit(edited, to_file, added, written)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -31,7 +31,7 @@ from bot.stories import (
     ClusterPolicy,
 )
 from classifiers.rules import RuleSet
-from metwatch.edits import Edit, JudgedCopies, added_findings, edits_of, reclassified
+from metwatch.edits import Edit, JudgedCopies, edits_of, reclassified, split_flagged
 from metwatch.errors import FetchError, SourceError, StoreError
 from metwatch.filing import StoryFiler
 from metwatch.models import (
@@ -44,6 +44,7 @@ from metwatch.models import (
     SourceSpec,
     SourceState,
 )
+from metwatch.not_modified import NotModifiedPolls
 from metwatch.offload import Verdict, classify_and_prepare, classify_here, remember
 from metwatch.ports import Clock
 from metwatch.reading import SourceReader
@@ -68,8 +69,6 @@ T = TypeVar("T")
 #: be stored. At least twice the fetch limit, so that limit, not this one, paces
 #: fetching.
 MAX_POLLS_IN_FLIGHT = 16
-#: Seconds a tick's 304s wait to be written together (``_NotModified``).
-NOT_MODIFIED_WAIT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +158,7 @@ class Pipeline:
         # every site was slow) is not polled twice: that poll records it.
         due = [st for st in claimed if st.id in specs and st.id not in self._polling]
         in_flight = self._polls_in_flight()
-        answered = _NotModified(self.store, specs, self.clock)
+        answered = NotModifiedPolls(self.store, specs, self.clock)
 
         started: set[str] = set()
 
@@ -374,31 +373,14 @@ class Pipeline:
         """cluster -> store with outbox rows, for classified items new to the store
         or edited (``edits``: every stored item whose text changed; those of them
         classified here were flagged before or not)."""
-        edited = {e.store.item.id: e for e in edits}  # none of them is a new item
-        flagged = list(zip([c for c in classified if c.flagged], prepared, strict=True))
-        # Another feed's copy of a stored article is written only if it matches,
-        # and the article did not (it is filed with the copy's text).
-        matching = {c.item.id for c, _ in flagged}
-        written = [
-            e.store for e in edits
-            if not e.from_copy or (e.store.item.id in matching and not e.was_flagged)
-        ]  # fmt: skip
-        # An edit (or copy) of a flagged item is in its story already: it only
-        # gives it the findings it states now and the item did not before.
-        # (A copy's fingerprint is not the article's: its text is not written.)
-        added = [
-            (more, None if e.from_copy else fp) for c, (fp, _) in flagged
-            if (e := edited.get(c.item.id)) is not None and e.was_flagged
-            and (more := added_findings(c, e)) is not None
-        ]  # fmt: skip
-        to_file = [
-            (c, inputs) for c, inputs in flagged
-            if not ((e := edited.get(c.item.id)) is not None and e.was_flagged)
-        ]  # fmt: skip
+        split = split_flagged(classified, prepared, edits)
+        edited, to_file = split.edited, split.to_file
         unflagged = [c.item for c in classified if not c.flagged and c.item.id not in edited]
         # One transaction: the edits, the flagged items with their matches, stories
         # and outbox rows, and the other new items (_sort sorted them: no second look).
-        filed = self.stories.file(to_file, now, with_items=unflagged, edits=written, added=added)
+        filed = self.stories.file(
+            to_file, now, with_items=unflagged, edits=split.written, added=split.added
+        )
         # A flagged item not filed (None) is an article stored already: not new.
         filed_in = zip(to_file, filed.stories, strict=True)
         skipped = {c.item.id for (c, _), story in filed_in if story is None}
@@ -458,47 +440,6 @@ class Pipeline:
     async def _alert(self, text: str) -> None:
         if self.alert_admins is not None:
             await self.alert_admins(text)
-
-
-class _NotModified:
-    """A tick's 304s, recorded together: a thirtieth of a transaction per source.
-
-    Written at most ``NOT_MODIFIED_WAIT`` seconds after the first of them comes,
-    not when the tick's last poll ends: a slow site in the same tick must not keep
-    the sources that answered claimed (and unpolled) for as long as it takes.
-    """
-
-    def __init__(self, store: SqlStore, specs: Mapping[str, SourceSpec], clock: Clock) -> None:
-        self.store = store
-        self.specs = specs
-        self.clock = clock
-        self.pending: list[tuple[str, datetime]] = []
-        #: Sources that were failing and recovered with a 304.
-        self.recovered: list[str] = []
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, source_id: str, next_poll: datetime) -> None:
-        self.pending.append((source_id, next_poll))
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(NOT_MODIFIED_WAIT, self._due)
-
-    def _due(self) -> None:
-        try:
-            self.flush()
-        except StoreError:  # the database: the tick's end writes them, or says so
-            log.exception("could not record %d polls answered 304", len(self.pending))
-
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        polls, self.pending = self.pending, []
-        if polls:
-            try:
-                self.recovered += self.store.record_not_modified(polls, self.clock(), self.specs)
-            except BaseException:
-                self.pending = polls + self.pending  # not written: the next flush tries
-                raise
 
 
 def _honoured(hint: float | None, interval: int) -> float | None:

@@ -21,7 +21,8 @@ from classifiers.rules import load_rules
 from metwatch.app import Service
 from metwatch.errors import StoreError
 from metwatch.models import SourceSpec
-from metwatch.pipeline import MAX_POLLS_IN_FLIGHT, NOT_MODIFIED_WAIT, Pipeline, PollResult
+from metwatch.not_modified import NOT_MODIFIED_WAIT
+from metwatch.pipeline import MAX_POLLS_IN_FLIGHT, Pipeline, PollResult
 from metwatch.settings import load_settings
 from metwatch.store import open_store
 from metwatch.store.sources import CLAIM_LEASE
