@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -163,26 +163,36 @@ def test_a_shorter_interval_brings_the_next_poll_forward(db_url: str) -> None:
     assert {h.id: h.next_poll for h in store.source_health()} == due
 
 
+async def _started_after_downtime(
+    tmp_path: Path, db_url: str, interval: int, down: timedelta
+) -> tuple[Service, datetime]:
+    """Thirty sources, last polled an ``interval`` before they came due, overdue by
+    ``down`` when ``metwatch run`` starts (and winds down at once: the schedule as
+    start-up left it). Returns the service and when it started."""
+    sources = [{"id": f"s{n:02d}", "name": f"S{n}", "url": f"http://127.0.0.1:9/{n}.xml",
+                "interval": interval} for n in range(30)]  # fmt: skip
+    service = Service(
+        load_settings(database_url=db_url, rules_path=write_rules(tmp_path, sources))
+    )
+    started = service.clock()
+    for spec in service.rules.sources:
+        service.store.record_success(
+            spec.id, now=started - down - timedelta(seconds=interval), new_items=0,
+            read_as=spec, etag=None, last_modified=None, next_poll=started - down,
+        )  # fmt: skip
+    stop = asyncio.Event()
+    stop.set()
+    await service.run(stop)
+    await service.close()
+    return service, started
+
+
 async def test_a_restart_after_downtime_spreads_the_overdue_sources(
     tmp_path: Path, db_url: str
 ) -> None:
     """Thirty sources overdue after two hours down: ``metwatch run`` polls them over a
     tenth of their interval instead of all in its first tick."""
-    sources = [{"id": f"s{n:02d}", "name": f"S{n}", "url": f"http://127.0.0.1:9/{n}.xml",
-                "interval": 900} for n in range(30)]  # fmt: skip
-    settings = load_settings(database_url=db_url, rules_path=write_rules(tmp_path, sources))
-    service = Service(settings)
-    started = service.clock()
-    for spec in service.rules.sources:
-        service.store.record_success(
-            spec.id, now=started - timedelta(hours=2, minutes=15), new_items=0, read_as=spec,
-            etag=None, last_modified=None, next_poll=started - timedelta(hours=2),
-        )  # fmt: skip
-    stop = asyncio.Event()
-    stop.set()  # start, then wind down at once: the schedule as start-up left it
-
-    await service.run(stop)
-    await service.close()
+    service, started = await _started_after_downtime(tmp_path, db_url, 900, timedelta(hours=2))
 
     due = [h.next_poll for h in service.store.source_health()]
     assert all(d is not None and started <= d <= started + timedelta(seconds=90) for d in due)
@@ -195,21 +205,7 @@ async def test_a_quick_restart_delays_no_source_by_more_than_it_was_overdue(
 ) -> None:
     """A deploy: down for ten seconds. The sources that came due meanwhile are polled
     within those ten seconds again, not spread over a tenth of their interval."""
-    sources = [{"id": f"s{n:02d}", "name": f"S{n}", "url": f"http://127.0.0.1:9/{n}.xml",
-                "interval": 3600} for n in range(30)]  # fmt: skip
-    settings = load_settings(database_url=db_url, rules_path=write_rules(tmp_path, sources))
-    service = Service(settings)
-    started = service.clock()
-    for spec in service.rules.sources:
-        service.store.record_success(
-            spec.id, now=started - timedelta(hours=1), new_items=0, read_as=spec,
-            etag=None, last_modified=None, next_poll=started - timedelta(seconds=10),
-        )  # fmt: skip
-    stop = asyncio.Event()
-    stop.set()
-
-    await service.run(stop)
-    await service.close()
+    service, started = await _started_after_downtime(tmp_path, db_url, 3600, timedelta(seconds=10))
 
     due = [h.next_poll for h in service.store.source_health()]
     assert all(d is not None and started <= d <= started + timedelta(seconds=11) for d in due)
