@@ -333,7 +333,11 @@ class Metwatch:
         )
         # Full text for short items stays off: their links (news.example.com) are not
         # served here, and nothing may leave loopback.
-        pool = WorkerPool(WORKER_PROCESSES) if WORKER_PROCESSES else None
+        pool = (
+            WorkerPool(WORKER_PROCESSES, preload=("metwatch.offload",))
+            if WORKER_PROCESSES
+            else None
+        )
         pipeline = Pipeline(
             store, fetcher, rules, clock=utc_now, fulltext_min_chars=0,
             offload=pool.call if pool is not None else in_thread,

@@ -111,7 +111,15 @@ class Service:
             self.store.subscribe(CONSOLE_CHAT_ID, [t.id for t in self.rules.topics], self.clock())
         #: Parsing, normalising, classifying, fingerprints and summaries in worker
         #: processes (another core; a hostile feed kills a worker, not metwatch).
-        self.workers = WorkerPool(settings.worker_processes) if settings.worker_processes else None
+        self.workers = (
+            WorkerPool(
+                settings.worker_processes,
+                call_timeout=settings.worker_call_timeout,
+                preload=("metwatch.offload",),
+            )  # fmt: skip
+            if settings.worker_processes
+            else None
+        )
         self.pipeline = Pipeline(
             self.store, self.fetcher, self.rules, clock=self.clock,
             offload=self.workers.call if self.workers is not None else in_thread,

@@ -50,7 +50,7 @@ from metwatch.ports import Clock
 from metwatch.reading import SourceReader
 from metwatch.store import SqlStore
 from metwatch.store.items import SortedItems
-from metwatch.workers import Offload, WorkerDied, in_thread
+from metwatch.workers import Offload, WorkerDied, WorkerTimedOut, in_thread
 from watchers import schedule
 from watchers.crawl_policy import CrawlPolicy
 from watchers.fastparse import FeedParser
@@ -234,7 +234,9 @@ class Pipeline:
             rules = self.rules  # (what _classify uses: no await in between)
             edits = edits_of(found, read.teasers)
             edits += self.copies.to_judge(found, read.teasers, rules)
-            classified, prepared = await self._classify([*new_items, *reclassified(edits)])
+            classified, prepared = await self._classify(
+                [*new_items, *reclassified(edits)], fetched.final_url
+            )
             outcome = await self._off_loop(
                 self._store_classified, spec, classified, prepared, now, edits
             )
@@ -346,14 +348,24 @@ class Pipeline:
         classification, so a crash in between cannot lose an alert)."""
         return self.store.sort_items(_unique(items))
 
-    async def _classify(self, items: Sequence[Item]) -> tuple[list[Classified], list[StoryInputs]]:
-        """classify -> fingerprints and summaries of the flagged items: pure, so no
-        store lock, and in a worker process when there is one."""
+    async def _classify(
+        self, items: Sequence[Item], url: str
+    ) -> tuple[list[Classified], list[StoryInputs]]:
+        """classify -> fingerprints and summaries of the flagged items (of ``url``'s
+        poll): pure, so no store lock, and in a worker process when there is one."""
         if not items:
             return [], []
         rules = self.rules
         try:
             verdicts = await self.offload(classify_and_prepare, remember(rules), items)
+        except WorkerTimedOut as e:
+            # Not classified here: that would hold the event loop as long. The poll
+            # fails with nothing stored, so nothing is lost: the next one (after the
+            # backoff) tries again, and the failing alert tells the admins.
+            raise SourceError(
+                f"classifying {len(items)} item{'' if len(items) == 1 else 's'} took "
+                f"longer than {e.seconds:g} s, so it was stopped; see the log", url=url,
+            ) from e  # fmt: skip
         except WorkerDied:
             # One of these texts killed a worker: classify here, as metwatch did
             # before it had workers, and send the stories without a summary

@@ -11,9 +11,10 @@ poll would store.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 
 from metwatch.models import FetchResult, ParsedFeed, RawEntry, SourceSpec
 from metwatch.offload import ReadFeed, normalised, read_and_normalise
@@ -28,6 +29,9 @@ from watchers.sitemaps import Sitemap, parse_sitemap
 #: A sitemap index is read through this many of its newest child sitemaps (the
 #: rest are archives), and not recursively.
 SITEMAP_CHILDREN = 2
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +75,10 @@ class SourceReader:
         # Parsing and normalising are CPU work, done in one call: off the loop, in
         # a worker process when there is one, so the loop keeps serving fetches.
         how = self.feed_parser.how(spec.id)
-        try:
-            read = await self.offload(
-                read_and_normalise, how, fetched.content, fetched.final_url,
-                fetched.content_type, spec, now, self.fulltext_min_chars,
-            )  # fmt: skip
-        except WorkerDied as e:
-            raise parser_died(fetched.final_url) from e
+        read = await self._offloaded(
+            fetched.final_url, read_and_normalise, how, fetched.content, fetched.final_url,
+            fetched.content_type, spec, now, self.fulltext_min_chars,
+        )  # fmt: skip
         self.feed_parser.learn(spec.id, read.reading)
         return read
 
@@ -87,12 +88,10 @@ class SourceReader:
             listed, _ = await self._listed(spec, fetched)
             return Entries(ParsedFeed(tuple(listed)))
         how = self.feed_parser.how(spec.id)
-        try:
-            feed, reading = await self.offload(
-                read_feed, how, fetched.content, fetched.final_url, fetched.content_type
-            )
-        except WorkerDied as e:
-            raise parser_died(fetched.final_url) from e
+        feed, reading = await self._offloaded(
+            fetched.final_url, read_feed, how, fetched.content, fetched.final_url,
+            fetched.content_type,
+        )  # fmt: skip
         # What a poll reads of a long feed (``feed_entries``), so preview shows it.
         return Entries(replace(feed, entries=feed_entries(feed.entries)), reading)
 
@@ -104,8 +103,8 @@ class SourceReader:
         # Parsed off the loop (a worker process when there is one), as feeds are: a
         # big listing or sitemap must not stall the fetches, the bot and deliveries.
         if spec.kind == "page":
-            return await self.offload(
-                links_from_listing, fetched.content, fetched.final_url,
+            return await self._offloaded(
+                fetched.final_url, links_from_listing, fetched.content, fetched.final_url,
                 spec.link_selector or "", fetched.content_type,
             ), True  # fmt: skip
         sitemap = await self._sitemap(fetched)
@@ -114,7 +113,19 @@ class SourceReader:
     async def _sitemap(self, fetched: FetchResult) -> Sitemap:
         # A gzipped sitemap is inflated up to the response cap, not the protocol's 50 MB.
         cap = self.document_fetcher.max_bytes
-        return await self.offload(parse_sitemap, fetched.content, fetched.final_url, max_bytes=cap)
+        return await self._offloaded(
+            fetched.final_url, parse_sitemap, fetched.content, fetched.final_url, max_bytes=cap
+        )
+
+    async def _offloaded(
+        self, url: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``offload(fn, *args)`` for a body of ``url``: a worker lost to it (killed,
+        or out of time) is that source's ``ParseError``, with the reason."""
+        try:
+            return await self.offload(fn, *args, **kwargs)
+        except WorkerDied as e:
+            raise parser_died(url, e) from e
 
     async def _sitemap_entries(self, sitemap: Sitemap) -> tuple[RawEntry, ...]:
         entries = list(sitemap.entries)

@@ -102,6 +102,14 @@ class Settings(BaseSettings):
         "items, fingerprints and summaries: another core for that work, and a hostile "
         "feed kills a worker, not metwatch; 0 runs it all in the main process.",
     )
+    worker_call_timeout: float = Field(
+        default=60,
+        gt=0,
+        le=3600,
+        description="Seconds one call may run in a worker process (parsing a body, "
+        "classifying a poll's new items); one that runs longer has its worker stopped "
+        "and fails that poll, so a giant or hostile feed cannot hold up the others.",
+    )
     cluster_window_days: float = Field(
         default=3.0,
         gt=0,

@@ -31,7 +31,7 @@ from lxml import etree
 
 from metwatch.errors import ParseError
 from metwatch.models import ParsedFeed, RawEntry
-from metwatch.workers import Runner, WorkerDied, inline
+from metwatch.workers import Runner, WorkerDied, WorkerTimedOut, inline
 from watchers.feed_subset import in_subset
 from watchers.parse import absolute_link, parse_feed, refresh_hint
 
@@ -97,7 +97,7 @@ class FeedParser:
         try:
             parsed, reading = self.run(read_feed, how, content, url, content_type)
         except WorkerDied as e:
-            raise parser_died(url) from e
+            raise parser_died(url, e) from e
         self.learn(source_id, reading)
         return parsed
 
@@ -130,8 +130,15 @@ class FeedParser:
             )
 
 
-def parser_died(url: str) -> ParseError:
-    """The error of a source whose body killed the process parsing it."""
+def parser_died(url: str, error: WorkerDied) -> ParseError:
+    """The error of a source whose body killed the process parsing it, or outran
+    its time there."""
+    if isinstance(error, WorkerTimedOut):
+        return ParseError(
+            f"reading this body took longer than {error.seconds:g} s, so it was stopped; "
+            "the feed is probably huge or hostile",
+            url=url,
+        )
     return ParseError(
         "the feed parser process died reading this body (out of memory or crashed); "
         "the feed is probably malformed or hostile",

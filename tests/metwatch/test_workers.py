@@ -19,12 +19,12 @@ import pytest
 
 from classifiers.match import match_item
 from classifiers.rules import RuleSet, load_rules
-from metwatch.errors import ParseError
+from metwatch.errors import ParseError, SourceError
 from metwatch.models import Item, PollOutcome, SourceSpec
 from metwatch.offload import Verdict, classify_and_prepare, read_and_normalise, remember
 from metwatch.pipeline import Pipeline
 from metwatch.store import open_store
-from metwatch.workers import Offload, WorkerDied, WorkerPool
+from metwatch.workers import Offload, WorkerDied, WorkerPool, WorkerTimedOut
 from tests.conftest import ROOT, RULES_PATH
 from tests.rules_for_tests import write_rules
 from tests.support.feed_server import FeedServer
@@ -79,6 +79,55 @@ def test_a_dead_worker_fails_one_call_and_is_replaced(pool: WorkerPool) -> None:
     body = realistic_feed(5, seed=2).encode()
     assert pool.run(parse_feed, body, URL) == parse_feed(body, URL)
     assert pool.pids() != first
+
+
+def sleep_for(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke"
+
+
+async def test_a_call_that_outruns_its_time_fails_alone_and_its_worker_is_stopped() -> None:
+    pool = WorkerPool(1, call_timeout=1.0)
+    try:
+        pool.run(slow_echo, 0)
+        [first] = pool.pids()
+        sleeper = asyncio.create_task(pool.call(sleep_for, 600))
+        queued = [asyncio.create_task(pool.call(slow_echo, n)) for n in range(3)]
+
+        with pytest.raises(WorkerTimedOut, match="sleep_for ran longer than 1 s") as caught:
+            await sleeper
+        # The calls queued behind it run in the worker that replaces it.
+        assert await asyncio.gather(*queued) == [0, 1, 2]
+    finally:
+        pool.close()
+    assert caught.value.seconds == 1.0 and isinstance(caught.value, WorkerDied)
+    assert not _alive(first), "the worker that ran the call was not stopped"
+
+
+def raise_timeout() -> None:
+    raise TimeoutError("the call's own")
+
+
+def test_a_calls_own_timeout_error_is_not_the_pools(pool: WorkerPool) -> None:
+    with pytest.raises(TimeoutError, match="the call's own"):
+        pool.run(raise_timeout)
+
+
+async def test_cancelling_a_call_stops_it_in_its_worker(pool: WorkerPool) -> None:
+    pool.run(slow_echo, 0)
+    [first] = pool.pids()
+    sleeper = asyncio.create_task(pool.call(sleep_for, 600))
+    await asyncio.sleep(0.5)  # running in the worker
+
+    sleeper.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sleeper
+
+    deadline = time.monotonic() + 10
+    while _alive(first) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not _alive(first), "a cancelled call kept its worker busy"
+    assert pool.run(slow_echo, 5) == 5
 
 
 def slow_echo(value: int) -> int:
@@ -161,6 +210,78 @@ async def test_a_worker_dying_on_a_body_fails_that_poll_with_a_clear_error(
     assert "feed parser process died" in failed.value.message
     # The next body is read by a fresh worker.
     assert isinstance(polled.value, PollOutcome) and len(polled.value.flagged) == 1
+
+
+async def test_a_body_that_outruns_the_time_limit_fails_its_poll_alone(
+    tmp_path: Path, db_url: str, feed_server: FeedServer
+) -> None:
+    # 8 MB of malformed XML (an undefined entity): feedparser's slow path, which
+    # takes several seconds here, against a limit of 2 s.
+    huge = realistic_feed(50, seed=8, target_bytes=8_000_000).replace(
+        "</channel>", "&nbsp;</channel>"
+    )
+    feed_server.serve("/huge.xml", huge)
+    feed_server.serve("/news.xml", rss([SEED_ITEM]))
+    rules = load_rules(
+        write_rules(tmp_path, [
+            {"id": "huge", "name": "Huge", "url": feed_server.url("/huge.xml")},
+            {"id": "news", "name": "News", "url": feed_server.url("/news.xml")},
+        ])
+    )  # fmt: skip
+    store = open_store(db_url)
+    pool = WorkerPool(1, call_timeout=2.0, preload=("metwatch.offload",))
+    try:
+        async with httpx.AsyncClient(timeout=20) as client:
+            fetcher = Fetcher(client, max_bytes=10_000_000, max_concurrent=4, per_host=2)
+            pipeline = Pipeline(store, fetcher, rules, clock=lambda: NOW, offload=pool.call)
+            pipeline.sync_sources()
+            results = {r.source_id: r.value for r in await pipeline.tick(everything=True)}
+    finally:
+        pool.close()
+
+    failed = results["huge"]
+    assert isinstance(failed, ParseError)
+    assert failed.message == (
+        "reading this body took longer than 2 s, so it was stopped; "
+        "the feed is probably huge or hostile"
+    )
+    assert failed.url == feed_server.url("/huge.xml")
+    # Recorded on the source, which backs off; the other source is read as usual.
+    huge_health = {h.id: h for h in store.source_health()}["huge"]
+    assert huge_health.last_error is not None and "took longer than 2 s" in huge_health.last_error
+    assert huge_health.error_count == 1
+    polled = results["news"]
+    assert isinstance(polled, PollOutcome) and len(polled.flagged) == 1
+
+
+async def test_classification_that_outruns_the_time_limit_fails_the_poll_and_loses_nothing(
+    tmp_path: Path, db_url: str, feed_server: FeedServer
+) -> None:
+    pool = WorkerPool(1, call_timeout=1.0, preload=("metwatch.offload",))
+    stalled = True
+
+    async def classification_stalls(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if fn is classify_and_prepare and stalled:
+            return await pool.call(sleep_for, 600)
+        return await pool.call(fn, *args, **kwargs)
+
+    feed_server.serve("/f.xml", rss([SEED_ITEM]))
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            pipeline = _polling(tmp_path, db_url, feed_server, client, classification_stalls)
+            [failed] = await pipeline.tick(everything=True)
+            stalled = False
+            [polled] = await pipeline.tick(everything=True)
+    finally:
+        pool.close()
+
+    assert isinstance(failed.value, SourceError)
+    assert failed.value.message == (
+        "classifying 1 item took longer than 1 s, so it was stopped; see the log"
+    )
+    # Nothing was stored: the next poll finds the item new, and files its story.
+    assert isinstance(polled.value, PollOutcome) and len(polled.value.flagged) == 1
+    assert [d.chat_id for d in pipeline.store.pending_deliveries(NOW)] == [7]
 
 
 async def test_a_worker_dying_on_classification_still_files_the_story(
