@@ -17,14 +17,23 @@ from sqlmodel import col, select
 
 from metwatch.models import Item
 from metwatch.store.base import StoreBase, aware
-from metwatch.store.tables import ItemRow, MatchRow
+from metwatch.store.tables import CounterRow, ItemRow, MatchRow
 
 ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
 _MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
+_COUNTERS: Table = CounterRow.__table__  # type: ignore[attr-defined]
 #: Values per IN (...) look-up.
 LOOKUP_CHUNK = 1000
 #: Stored items (the ``url`` look-up is added by the caller).
 _STORED_BY_URL = select(ITEMS.c.id, ITEMS.c.url, ITEMS.c.content_hash)
+#: Held by a transaction that stores new items, till it ends: the stories' counter
+#: row, which ``StoryStore.filing_stories`` holds for the same time (PostgreSQL;
+#: SQLite's writers hold the whole database already). So two instances that both
+#: found one article new store it once: the second looks up its link after the
+#: first has committed. (Without it, each would store it under its own id.)
+_HOLD_ITEM_WRITES = (
+    select(_COUNTERS.c.value).where(_COUNTERS.c.name == "stories").with_for_update()
+)
 #: An item's text after an edit at the source (executed with ``_edit_values``).
 _EDIT_ITEM = (
     ITEMS.update()
@@ -134,10 +143,14 @@ class ItemStore(StoreBase):
         One multi-row INSERT (Core: the ORM's unit of work costs more than the
         insert for rows nothing else touches). What was stored in the meantime,
         by another poll of this tick or another instance, is skipped: an id with
-        ON CONFLICT, a canonical link by one look-up of links.
+        ON CONFLICT, a canonical link by one look-up of links, made once any other
+        instance storing items has committed (``_HOLD_ITEM_WRITES``).
         """
         if items or edits:
             with self._connection() as s:
+                if items:
+                    # First: a filing holds it, then locks the rows of its edits.
+                    s.execute(_HOLD_ITEM_WRITES)
                 apply_edits(s, edits)
                 insert_new_items(s, self._insert_item, items, now)
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from classifiers.rules import RuleSet
-from metwatch.models import SourceSpec
+from metwatch.models import Item, SourceSpec
 from metwatch.store import open_store
 from tests.metwatch.test_migrations import (
     check_links_are_added_and_taken_back_with_stories_in_place,
@@ -130,3 +133,59 @@ def test_instances_filing_at_once_keep_one_story_on_postgres(pg_url: str, rules:
 
 def test_a_feed_of_70000_entries_is_sorted_and_stored_on_postgres(pg_url: str) -> None:
     check_a_feed_of_70000_entries_is_sorted_and_stored(pg_url)
+
+
+def test_instances_storing_one_article_at_once_store_it_once(pg_url: str) -> None:
+    # Two instances poll two feeds that list one article under their own ids; both
+    # find it new, and store it at the same moment. The first instance's
+    # transaction is held open after its INSERT, till the second has stored (or
+    # waits on the first): the second must then see the first's row.
+    first, second = open_store(pg_url), open_store(pg_url)
+    mine = _article("feed-a", "a-1")
+    theirs = _article("feed-b", "b-9")
+    assert first.sort_items([mine]).new == (mine,)
+    assert second.sort_items([theirs]).new == (theirs,)
+    inserted, release = threading.Event(), threading.Event()
+
+    def hold_after_insert(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO items"):
+            inserted.set()
+            release.wait(10)
+
+    event.listen(first.engine, "after_cursor_execute", hold_after_insert)
+    look = create_engine(pg_url)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            storing = pool.submit(first.insert_items, [mine], NOW)
+            assert inserted.wait(10)
+            racing = pool.submit(second.insert_items, [theirs], NOW)
+            deadline = time.monotonic() + 10
+            while not racing.done() and not _waits_on_a_lock(look):
+                assert time.monotonic() < deadline, "the second instance neither stored nor waited"
+                time.sleep(0.05)
+            release.set()
+            storing.result(timeout=10)
+            racing.result(timeout=10)
+        with look.connect() as c:
+            stored = c.execute(text("SELECT id FROM items WHERE url = :u"), {"u": mine.url})
+            assert [row.id for row in stored] == [mine.id]
+    finally:
+        release.set()
+        for engine in (first.engine, second.engine, look):
+            engine.dispose()
+
+
+def _article(source_id: str, item_id: str) -> Item:
+    return Item(
+        item_id, source_id, source_id, "https://outlet.example/met-inspection", "Met graded",
+        "", "The Met was graded inadequate.", NOW, f"hash-{item_id}",
+    )  # fmt: skip
+
+
+def _waits_on_a_lock(engine: Engine) -> bool:
+    with engine.connect() as c:
+        waiting = c.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND wait_event_type = 'Lock'")
+        ).scalar_one()  # fmt: skip
+    return bool(waiting)
