@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 from bot.prepare import StoryInputs
@@ -32,11 +32,10 @@ from bot.stories import (
 )
 from classifiers.rules import RuleSet
 from metwatch.edits import Edit, JudgedCopies, edits_of, reclassified, split_flagged
-from metwatch.errors import FetchError, SourceError, StoreError
+from metwatch.errors import SourceError, StoreError
 from metwatch.filing import StoryFiler
 from metwatch.models import (
     Classified,
-    FetchResult,
     Item,
     NewItem,
     PollOutcome,
@@ -48,6 +47,7 @@ from metwatch.not_modified import NotModifiedPolls
 from metwatch.offload import Verdict, classify_and_prepare, classify_here, remember
 from metwatch.ports import Clock
 from metwatch.reading import SourceReader
+from metwatch.source_health import HealthRecorder, poll_gap, unexpected_error
 from metwatch.store import SqlStore
 from metwatch.store.items import SortedItems
 from metwatch.workers import Offload, WorkerDied, WorkerTimedOut, in_thread
@@ -56,7 +56,7 @@ from watchers.crawl_policy import CrawlPolicy
 from watchers.fastparse import FeedParser
 from watchers.fetch import Fetcher
 from watchers.fulltext import ArticleTexts
-from watchers.gaps import MIN_GAP_ENTRIES, Gap, find_gap, gap_alert, recovered_alert
+from watchers.gaps import recovered_alert
 from watchers.normalise import normalise
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,11 @@ class Pipeline:
         self.document_fetcher = document_fetcher or fetcher
         self.rules = rules
         self.clock = clock
-        self.failure_threshold = failure_threshold
-        self.max_backoff = max_backoff
         self.alert_admins = alert_admins
+        #: A poll's failure (backoff, failing), move or gap, recorded on its source.
+        self.health = HealthRecorder(
+            store, failure_threshold=failure_threshold, max_backoff=max_backoff
+        )
         self.last_tick: datetime | None = None
         self._store_lock = asyncio.Lock()
         self._in_flight: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
@@ -221,7 +223,7 @@ class Pipeline:
             )
             now = self.clock()
             if fetched.not_modified:
-                await self._moved(spec, fetched)
+                await self._alert(self.health.record_move(spec, fetched.moved_to))
                 # The feed's own ttl, from its last body, still stands.
                 wait = _longest(fetched.wait_hint, state.refresh_hint)
                 next_poll = schedule.after_success(now, spec.interval, wait)
@@ -229,7 +231,10 @@ class Pipeline:
             read = await self.reader.read(spec, fetched, now)
             found = await self._off_loop(self._sort, read.items)
             wait_hint = _longest(fetched.wait_hint, read.refresh_hint)
-            gap = await self._gap(spec, state, read.items, found.new, now, wait_hint)
+            gap = await poll_gap(
+                spec, state, read.items, found.new, now, wait_hint,
+                lambda: self._off_loop(self.store.has_items_from, spec.id),
+            )  # fmt: skip
             new_items = await self.full_text.fill(found.new, read.teasers)
             rules = self.rules  # (what _classify uses: no await in between)
             edits = edits_of(found, read.teasers)
@@ -249,7 +254,7 @@ class Pipeline:
             raise
         except SourceError as e:
             e.source_id = spec.id
-            await self._record_failure(spec, state, e)
+            await self._alert(self.health.record_failure(spec, state, e, self.clock()))
             return PollResult(spec.id, e)
         except StoreError:
             raise  # the database, not this source: nothing to record it in
@@ -258,8 +263,8 @@ class Pipeline:
             # rest of the tick is polled and recorded, and this source keeps its
             # Retry-After instead of waiting out its claim's lease.
             log.exception("unexpected error polling %s", spec.id)
-            error = SourceError(_unexpected(e), url=state.url, source_id=spec.id)
-            await self._record_failure(spec, state, error)
+            error = SourceError(unexpected_error(e), url=state.url, source_id=spec.id)
+            await self._alert(self.health.record_failure(spec, state, error, self.clock()))
             return PollResult(spec.id, error)
         # A body that does not hold everything read (a sitemap index) is fetched in
         # full each time: its 304 would hide what changed in its children.
@@ -282,11 +287,11 @@ class Pipeline:
             spec.id, len(read.items), len(outcome.new_items), len(outcome.flagged),
             extra={"event": "poll", "source": spec.id, "new": len(outcome.new_items)},
         )  # fmt: skip
-        await self._moved(spec, fetched)
+        await self._alert(self.health.record_move(spec, fetched.moved_to))
         if recovered:
             await self._alert(recovered_alert(spec.name, spec.id, gap))
         if gap is not None:
-            await self._record_gap(spec, gap, now)
+            await self._alert(self.health.record_gap(spec, gap, now))
         return PollResult(spec.id, outcome)
 
     async def _off_loop(self, stage: Callable[..., T], *args: object) -> T:
@@ -313,34 +318,6 @@ class Pipeline:
         outcome = self._store_classified(spec, *_classified(to_classify, verdicts), now, edits)
         self.copies.judged(edits, rules)
         return outcome
-
-    async def _gap(
-        self, spec: SourceSpec, state: SourceState, items: Sequence[Item], new: Sequence[Item],
-        now: datetime, wait_hint: float | None,
-    ) -> Gap | None:  # fmt: skip
-        """Whether every entry was new to a source that had items before: older ones
-        may have left it unseen in between (``watchers.gaps``).
-
-        Never missing an item is up to the interval: a feed shows its newest
-        entries only, and what scrolled off between two polls cannot be fetched.
-        This is how metwatch notices, and says so.
-        """
-        entries = len({i.id for i in items})
-        if entries < MIN_GAP_ENTRIES or len(new) < entries:
-            return None  # the usual case, decided without the store
-        return find_gap(
-            entries, len(new), now=now, interval=spec.interval, wait_hint=wait_hint,
-            had_items=await self._off_loop(self.store.has_items_from, spec.id),
-            previous_success=state.last_success_at, due_at=state.due_at,
-            failed_since=state.error_count > 0,
-        )  # fmt: skip
-
-    async def _record_gap(self, spec: SourceSpec, gap: Gap, now: datetime) -> None:
-        after = int(gap.after.total_seconds())
-        alert = gap_alert(spec.name, spec.id, spec.interval, gap)
-        told = self.store.record_gap(spec.id, now, gap.entries, after, alert=alert is not None)
-        if alert is not None and told:  # not told of a gap of this source within the day
-            await self._alert(alert)
 
     def _sort(self, items: Sequence[Item]) -> SortedItems:
         """The items new to the store, repeats dropped, and the stored ones edited
@@ -407,50 +384,9 @@ class Pipeline:
                          if c.item.id not in skipped and c.item.id not in edited)  # fmt: skip
         return PollOutcome(spec.id, True, reported, tuple(reported_flagged))
 
-    async def _record_failure(self, spec: SourceSpec, state: SourceState, e: SourceError) -> None:
-        now = self.clock()
-        retry_after = e.retry_after if isinstance(e, FetchError) else None
-        next_poll = schedule.after_failure(
-            now, spec.interval, state.error_count + 1,
-            max_backoff=self.max_backoff, retry_after=retry_after,
-        )  # fmt: skip
-        held = _honoured(retry_after, spec.interval)
-        newly_failing = self.store.record_failure(
-            spec.id, now=now, next_poll=next_poll, error=e.message,
-            threshold=self.failure_threshold, read_as=spec,
-            held_until=now + timedelta(seconds=held) if held is not None else None,
-        )  # fmt: skip
-        log.warning("source %s failed: %s", spec.id, e)
-        if newly_failing:
-            await self._alert(
-                f"Source {spec.name} ({spec.id}) is failing after "
-                f"{state.error_count + 1} attempts: {e.message}"
-            )
-
-    async def _moved(self, spec: SourceSpec, fetched: FetchResult) -> None:
-        """After a good poll through permanent redirects: poll the new address from
-        now on (a redirect on every poll is a request the site need not answer), and
-        tell the admins once, since only the rules file can make the move last.
-
-        Only after the poll succeeded: a feed redirected to a home page by mistake
-        is not a move to remember.
-        """
-        moved_to = fetched.moved_to
-        if moved_to is None:
-            return
-        if moved_to == spec.url:  # moved back to where the rules file says it is
-            self.store.record_move(spec.id, spec.url, None)
-            return
-        if not self.store.record_move(spec.id, spec.url, moved_to):
-            return  # the rules file's address changed meanwhile: its own polls decide
-        log.info("source %s has moved permanently to %s", spec.id, moved_to)
-        await self._alert(
-            f"Source {spec.name} ({spec.id}) has moved permanently to {moved_to}; metwatch "
-            "polls it there now. Put the new address in the rules file."
-        )
-
-    async def _alert(self, text: str) -> None:
-        if self.alert_admins is not None:
+    async def _alert(self, text: str | None) -> None:
+        """Tell the admins ``text``; None: there is nothing to tell."""
+        if text is not None and self.alert_admins is not None:
             await self.alert_admins(text)
 
 
@@ -485,9 +421,3 @@ def _unique(items: Sequence[Item]) -> list[Item]:
             seen.add(item.id)
             kept.append(item)
     return kept
-
-
-def _unexpected(error: Exception) -> str:
-    """The sentence recorded for an error metwatch did not expect (a bug)."""
-    detail = (str(error).splitlines() or [""])[0][:200]
-    return f"metwatch failed reading this source ({type(error).__name__}: {detail}); see the log"
