@@ -117,8 +117,6 @@ class Pipeline:
         self._in_flight: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         #: Sources whose poll is under way (or waiting for its turn), over all ticks.
         self._polling: set[str] = set()
-        #: Sources the log has said are read in part (too many entries).
-        self._told_long: set[str] = set()
         #: Where the pure CPU-heavy stages run: a thread here, or a worker process.
         self.offload = offload
         #: parse (or pick links) -> normalise, by the source's kind.
@@ -266,22 +264,8 @@ class Pipeline:
             error = SourceError(unexpected_error(e), url=state.url, source_id=spec.id)
             await self._alert(self.health.record_failure(spec, state, error, self.clock()))
             return PollResult(spec.id, error)
-        # A body that does not hold everything read (a sitemap index) is fetched in
-        # full each time: its 304 would hide what changed in its children.
-        revalidate = read.revalidates
-        recovered = self.store.record_success(
-            spec.id, now=now, new_items=len(outcome.new_items), read_as=spec,
-            etag=fetched.etag if revalidate else None,
-            last_modified=fetched.last_modified if revalidate else None,
-            refresh_hint=_honoured(read.refresh_hint, spec.interval),
-            next_poll=schedule.after_success(now, spec.interval, wait_hint),
-        )  # fmt: skip
-        if read.listed is not None and spec.id not in self._told_long:
-            self._told_long.add(spec.id)  # once per run: it says so at every poll
-            log.warning(
-                "source %s lists %d entries: %d of them are read (the first and the "
-                "newest)", spec.id, read.listed, len(read.items),
-            )  # fmt: skip
+        new = len(outcome.new_items)
+        recovered = self.health.record_success(spec, fetched, read, new, now, wait_hint)
         log.info(
             "polled %s: %d entries, %d new, %d flagged",
             spec.id, len(read.items), len(outcome.new_items), len(outcome.flagged),
@@ -388,10 +372,6 @@ class Pipeline:
         """Tell the admins ``text``; None: there is nothing to tell."""
         if text is not None and self.alert_admins is not None:
             await self.alert_admins(text)
-
-
-def _honoured(hint: float | None, interval: int) -> float | None:
-    return None if hint is None else schedule.honoured(hint, interval)
 
 
 def _longest(*hints: float | None) -> float | None:

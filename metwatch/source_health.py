@@ -1,7 +1,8 @@
 """A source's health as its polls tell it: recorded on the source, and what the
 admins are told of it.
 
-Besides its items, a poll tells of its source that it failed (polled again after
+Besides its items, a poll tells of its source that it was read (its validators
+and next poll; recovered, if it was failing), that it failed (polled again after
 a backoff, or when the site's Retry-After says; marked failing after
 ``failure_threshold`` failures in a row), that it has moved permanently, or that
 every entry was new to it (a gap: older entries may have left the feed unseen).
@@ -18,7 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from metwatch.errors import FetchError, SourceError
-from metwatch.models import Item, SourceSpec, SourceState
+from metwatch.models import FetchResult, Item, SourceSpec, SourceState
+from metwatch.offload import ReadFeed
 from metwatch.store import SqlStore
 from watchers import schedule
 from watchers.gaps import MIN_GAP_ENTRIES, Gap, find_gap, gap_alert
@@ -27,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 class HealthRecorder:
-    """Records a poll's failure, move or gap on its source; returns the admins' alert."""
+    """Records a poll's success, failure, move or gap on its source; returns the
+    admins' alert."""
 
     def __init__(self, store: SqlStore, *, failure_threshold: int, max_backoff: int) -> None:
         self.store = store
@@ -35,6 +38,8 @@ class HealthRecorder:
         self.failure_threshold = failure_threshold
         #: The longest backoff (seconds) after failures, unless the interval is longer.
         self.max_backoff = max_backoff
+        #: Sources whose long feed the log has told of (``ReadFeed.listed``).
+        self._told_long: set[str] = set()
 
     def record_failure(
         self, spec: SourceSpec, state: SourceState, e: SourceError, now: datetime
@@ -59,6 +64,32 @@ class HealthRecorder:
             f"Source {spec.name} ({spec.id}) is failing after "
             f"{state.error_count + 1} attempts: {e.message}"
         )
+
+    def record_success(
+        self, spec: SourceSpec, fetched: FetchResult, read: ReadFeed, new_items: int,
+        now: datetime, wait_hint: float | None,
+    ) -> bool:  # fmt: skip
+        """A poll that read its body: its validators, the feed's refresh hint and the
+        next poll (after ``wait_hint``, the longest the site asks for). Whether the
+        source had been failing (it has recovered)."""
+        # A body that does not hold everything read (a sitemap index) is fetched in
+        # full each time: its 304 would hide what changed in its children.
+        revalidate = read.revalidates
+        hint = read.refresh_hint
+        recovered = self.store.record_success(
+            spec.id, now=now, new_items=new_items, read_as=spec,
+            etag=fetched.etag if revalidate else None,
+            last_modified=fetched.last_modified if revalidate else None,
+            refresh_hint=None if hint is None else schedule.honoured(hint, spec.interval),
+            next_poll=schedule.after_success(now, spec.interval, wait_hint),
+        )  # fmt: skip
+        if read.listed is not None and spec.id not in self._told_long:
+            self._told_long.add(spec.id)  # once per run: it says so at every poll
+            log.warning(
+                "source %s lists %d entries: %d of them are read (the first and the "
+                "newest)", spec.id, read.listed, len(read.items),
+            )  # fmt: skip
+        return recovered
 
     def record_move(self, spec: SourceSpec, moved_to: str | None) -> str | None:
         """After a good poll through permanent redirects (to ``moved_to``): poll the
